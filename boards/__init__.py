@@ -1,0 +1,1 @@
+"""Boards stage: bitstreams, constraints and build reports for real FPGA boards."""

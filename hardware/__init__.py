@@ -1,0 +1,1 @@
+"""Hardware stage: Amaranth MAC arrays, Verilog generation, resource and cycle models."""

@@ -1,0 +1,1 @@
+"""Simulation stage: cocotb runs the generated Verilog and checks it against the golden model."""
