@@ -23,7 +23,15 @@ from .codes import (
 )
 from .folding import FoldedRows, FoldError, bn_affine, fold_rows, negate_values
 from .packing import pack, packed_width, padded_length, unpack
-from .requant import DEFAULT_REQUANT, MultiplierError, RequantSpec, quantize_multiplier, requantize
+from .requant import (
+    DEFAULT_REQUANT,
+    MultiplierError,
+    RequantSpec,
+    float_requant_exact,
+    quantize_multiplier,
+    requantize,
+    requantize_float,
+)
 from .rounding import round_half_away, round_half_away_int
 
 __all__ = [
@@ -33,6 +41,7 @@ __all__ = [
     "values_to_codes",
     "FoldedRows", "FoldError", "bn_affine", "fold_rows", "negate_values",
     "pack", "packed_width", "padded_length", "unpack",
-    "DEFAULT_REQUANT", "MultiplierError", "RequantSpec", "quantize_multiplier", "requantize",
+    "DEFAULT_REQUANT", "MultiplierError", "RequantSpec", "float_requant_exact",
+    "quantize_multiplier", "requantize", "requantize_float",
     "round_half_away", "round_half_away_int",
 ]

@@ -96,6 +96,36 @@ def requantize(
     return np.clip(y, lo, hi)
 
 
+# The golden model's hot path evaluates `single`-mode requantization in float64 as
+# `floor(acc * m + c)` with `m = M0 / 2^n` and `c = bias * m + 1/2`. That equals the int64 reference
+# whenever every |(acc + bias) * M0| < 2^52 and n <= 52: m is exact (a <= 31-bit significand times a
+# power of two), products and sums of such values stay integers times 2^-n below 2^(52-n), so they
+# need at most 53 significand bits and every float operation is exact.
+FLOAT_EXACT_PRODUCT = 1 << 52
+FLOAT_EXACT_SHIFT = 52
+
+
+def float_requant_exact(acc_bound: int, m0: np.ndarray, n: np.ndarray) -> bool:
+    """Whether `requantize_float` is exact for accumulators (bias included) with |acc| <= acc_bound."""
+    m0, n = np.asarray(m0), np.asarray(n)
+    return bool(acc_bound * int(m0.max(initial=0)) < FLOAT_EXACT_PRODUCT and n.max(initial=1) <= FLOAT_EXACT_SHIFT)
+
+
+def requantize_float(
+    acc: np.ndarray, m0: np.ndarray | int, n: np.ndarray | int, lo: int, hi: int,
+    bias: np.ndarray | int = 0, out: np.ndarray | None = None, scratch: np.ndarray | None = None,
+) -> np.ndarray:
+    """`requantize(acc + bias, M0, n, lo, hi)` for `single` mode, evaluated in float64; valid when
+    `float_requant_exact` holds. Four passes instead of an int64 round trip (BLAS hands back floats).
+    Writes into `out` (any float dtype) if given, using `scratch` (float64, acc's shape) if given;
+    returns floats holding integers."""
+    m = np.ldexp(np.asarray(m0, np.float64), -np.asarray(n, np.int64))
+    t = np.multiply(acc, m, dtype=np.float64, out=scratch)
+    t += np.asarray(bias, np.float64) * m + 0.5
+    out = np.floor(t, out=t if out is None else out)
+    return np.clip(out, lo, hi, out=out)
+
+
 def _tflite_double(acc: np.ndarray, m0: np.ndarray, n: np.ndarray) -> np.ndarray:
     shift = 31 - n
     left = np.maximum(shift, 0)

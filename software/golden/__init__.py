@@ -4,22 +4,24 @@ Pure NumPy, integer after input quantization, vectorised (im2col + exact BLAS or
 hardware must match it bit for bit; the torch fake-quant model within one LSB per layer.
 """
 
-from .model import GoldenResult, accuracy, forward, run
+from .model import GoldenResult, accuracy, forward, plans, run
 from .ops import (
+    MacPlan,
     avgpool,
     flatten,
     global_avgpool,
     im2col,
     mac_accumulate,
-    mac_output,
+    mac_layer,
     maxpool,
+    plan,
     quantize_input,
     residual_add,
     shortcut,
 )
 
 __all__ = [
-    "GoldenResult", "accuracy", "forward", "run",
-    "avgpool", "flatten", "global_avgpool", "im2col", "mac_accumulate", "mac_output", "maxpool",
-    "quantize_input", "residual_add", "shortcut",
+    "GoldenResult", "accuracy", "forward", "plans", "run",
+    "MacPlan", "avgpool", "flatten", "global_avgpool", "im2col", "mac_accumulate", "mac_layer", "maxpool",
+    "plan", "quantize_input", "residual_add", "shortcut",
 ]

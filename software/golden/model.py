@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,21 +23,32 @@ class GoldenResult:
 
 
 def _nchw(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.int32) if x.dtype.kind == "f" else x
     return x.transpose(0, 3, 1, 2) if x.ndim == 4 else x
 
 
+def plans(art: Artifact) -> dict[str, ops.MacPlan]:
+    return {op.name: ops.plan(op, art.tensors[op.input], art.requant) for op in art.mac_layers}
+
+
 def forward(
-    art: Artifact, u: np.ndarray, keep: Collection[str] = ()
+    art: Artifact,
+    u: np.ndarray,
+    keep: Collection[str] = (),
+    mac_plans: dict[str, ops.MacPlan] | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run the integer graph on quantized inputs u [N, H, W, C] (or [N, F]).
 
-    Returns the output codes and the kept tensors / MAC accumulators (channels-first, like torch).
-    Intermediate tensors are dropped as soon as no later op reads them."""
+    Returns the output codes (int32) and the kept tensors (int32) and MAC accumulators (int64),
+    channels-first like torch. Intermediate tensors are dropped as soon as no later op reads them."""
+    mac_plans = mac_plans or plans(art)
+    add_tables = {op.name: ops.add_table(op, *(art.tensors[i] for i in op.inputs), art.requant)
+                  for op in art.ops if isinstance(op, Add)}
     last_use = {}
     for i, op in enumerate(art.ops):
         for src in op.inputs:
             last_use[src] = i
-    values = {art.input.name: u}
+    values = {art.input.name: np.asarray(u, np.float32)}
     tensors, accs = {}, {}
     if art.input.name in keep:
         tensors[art.input.name] = _nchw(u)
@@ -42,12 +56,13 @@ def forward(
     for i, op in enumerate(art.ops):
         x = values[op.inputs[0]]
         if isinstance(op, MacLayer):
-            acc = ops.mac_accumulate(op, x, art.tensors[op.input])
-            y = ops.mac_output(op, acc, spec)
-            if op.name in keep:
+            acc = np.empty(ops._out_shape(op, len(x)), np.int64) if op.name in keep else None
+            y = ops.mac_layer(op, x, mac_plans[op.name], spec, acc)
+            if acc is not None:
                 accs[op.name] = _nchw(acc)
         elif isinstance(op, Add):
-            y = ops.residual_add(op, x, values[op.inputs[1]], spec)
+            a, b = (art.tensors[i] for i in op.inputs)
+            y = ops.residual_add(op, x, values[op.inputs[1]], a, b, spec, add_tables.get(op.name))
         elif isinstance(op, Shortcut):
             y = ops.shortcut(op, x)
         elif isinstance(op, MaxPool):
@@ -66,33 +81,59 @@ def forward(
         for src in op.inputs:
             if last_use[src] == i and src != art.output:
                 values.pop(src, None)
-    return values[art.output], tensors, accs
+    return values[art.output].astype(np.int32), tensors, accs
+
+
+def _blas_threads(n: int):
+    """Limit BLAS to n threads while the golden model parallelises over batches itself (the
+    element-wise passes are single-threaded in NumPy, so threads over batches use both cores for
+    them too). threadpoolctl is optional: without it BLAS keeps its own threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(n, user_api="blas")
 
 
 def run(
     art: Artifact,
     images: np.ndarray,
     *,
-    batch_size: int = 256,
+    batch_size: int = 64,
     keep: Collection[str] | bool = False,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> GoldenResult:
     """Score float images [N, C, H, W] (raw range, before normalisation) through the integer network.
 
-    `keep=True` keeps every op's output and every MAC accumulator (memory grows with N); a collection
-    keeps only the named ones. `progress(k)` is called after each batch with the images done so far.
+    Batches of `batch_size` images run on `workers` threads (default: one per CPU, at most 8).
+    `keep=True` keeps every op's output and every MAC accumulator (memory grows with N); a
+    collection keeps only the named ones. `progress(k)` is called with the images done so far.
     """
     names = {art.input.name, *(op.name for op in art.ops)} if keep is True else set(keep or ())
-    logits, tensors, accs = [], {}, {}
-    for start in range(0, len(images), batch_size):
+    workers = max(1, min(workers or os.cpu_count() or 1, 8))
+    mac_plans = plans(art)
+
+    def batch(start: int):
         u = ops.quantize_input(images[start : start + batch_size], art.input)
-        out, kept, kept_acc = forward(art, u, names)
-        logits.append(out.reshape(len(u), -1))
-        for store, new in ((tensors, kept), (accs, kept_acc)):
-            for k, v in new.items():
-                store.setdefault(k, []).append(v)
-        if progress is not None:
-            progress(start + len(u))
+        return forward(art, u, names, mac_plans)
+
+    logits, tensors, accs, done = [], {}, {}, 0
+    starts = range(0, len(images), batch_size)
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(starts) > 1:
+            stack.enter_context(_blas_threads(1))
+            results = stack.enter_context(ThreadPoolExecutor(workers)).map(batch, starts)
+        else:
+            results = map(batch, starts)
+        for out, kept, kept_acc in results:
+            logits.append(out.reshape(len(out), -1))
+            for store, new in ((tensors, kept), (accs, kept_acc)):
+                for k, v in new.items():
+                    store.setdefault(k, []).append(v)
+            done += len(out)
+            if progress is not None:
+                progress(done)
     z = np.concatenate(logits) if logits else np.zeros((0, art.num_classes), np.int32)
     return GoldenResult(
         predictions=z.argmax(axis=1),

@@ -1,37 +1,51 @@
 """Integer operators of the golden model (DESIGN section 2, notes 13.6-13.9), channels-last.
 
-Feature maps are int arrays [N, H, W, C], vectors [N, F]. These functions *are* the specification of
-the hardware's arithmetic; the simulator's host side calls them too (im2col, residual add, pooling),
-so the RTL is checked against exactly this code.
+Feature maps are [N, H, W, C], vectors [N, F]. Values are integers; the hot path carries them in
+float32 (exact below 2^24, and activations are at most 16-bit) because BLAS is where the speed is:
+every partial sum of a MAC layer is an integer bounded by K * max|v| * max|u|, so a float32 (float64)
+matmul is exact whenever that bound is below 2^24 (2^53), in any summation order. Layers whose bound
+exceeds 2^53 fall back to int64 matmul, and requant modes other than `single`, or products beyond
+2^52, use the int64 reference `formats.requantize`.
+
+These functions *are* the specification of the hardware's arithmetic; the simulator's host side
+calls them too (im2col, residual add, pooling), so the RTL is checked against exactly this code.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..artifact import Add, AvgPool, GlobalAvgPool, InputSpec, MacLayer, MaxPool, Shortcut, TensorSpec
-from ..formats import RequantSpec, normalize, quantize_activation, requantize
+from ..formats import (
+    RequantSpec,
+    float_requant_exact,
+    normalize,
+    quantize_activation,
+    requantize,
+    requantize_float,
+)
 
-_CHUNK_ELEMENTS = 1 << 24  # im2col elements materialised at once (64 MiB of float32)
+# im2col elements per matmul chunk, so that a chunk's columns stay in cache (2 MiB of float32).
+_CHUNK_COLUMNS = 1 << 19
 
 
 def quantize_input(images: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Float32 images [N, C, H, W] in the dataset's raw range -> signed integers [N, H, W, C].
-
-    The same `normalize` and `quantize_activation` bodies run in the torch front end, in float32, so
-    both sides see identical input codes."""
+    """Float32 images [N, C, H, W] in the dataset's raw range -> signed integer codes [N, H, W, C]
+    (float32). The same `normalize` and `quantize_activation` bodies run in the torch front end."""
     x = np.asarray(images, dtype=np.float32)
     c = len(spec.mean)
     mean = np.asarray(spec.mean, np.float32).reshape(c, 1, 1)
     std = np.asarray(spec.std, np.float32).reshape(c, 1, 1)
     u = quantize_activation(normalize(x, mean, std), spec.tensor.fmt)
-    return np.ascontiguousarray(u.astype(np.int32).transpose(0, 2, 3, 1)) if u.ndim == 4 else u.astype(np.int32)
+    return np.ascontiguousarray(u.transpose(0, 2, 3, 1)) if u.ndim == 4 else u
 
 
 def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]) -> np.ndarray:
     """[N, H, W, C] -> [N, OH, OW, K] with K ordered (c, kh, kw), PyTorch's `weight.reshape(R, -1)`
-    order. Zero padding. The result keeps x's dtype."""
+    order: the activation vectors a MAC array consumes. Zero padding; keeps x's dtype."""
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     if ph or pw:
         x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
@@ -40,51 +54,153 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padd
     return win.reshape(n, oh, ow, -1)
 
 
-def _matmul_dtype(layer: MacLayer, src: TensorSpec) -> type:
-    """Cheapest dtype whose matmul is exact: every partial sum is an integer bounded by
-    K * max|v| * max|u|, and float32 (float64) represents all integers below 2^24 (2^53) exactly,
-    so BLAS gives the exact integer result in any summation order."""
-    bound = layer.k * int(layer.rows.qmax.max()) * src.fmt.max_abs
-    if bound < 1 << 24:
-        return np.float32
-    if bound < 1 << 53:
-        return np.float64
-    return np.int64
+@dataclass(frozen=True)
+class MacPlan:
+    """How one MAC layer is evaluated exactly and fast: matmul dtype, weights in (kh, kw, c) column
+    order (contiguous channel runs make the internal im2col cheap), float requant multipliers."""
+
+    dtype: type
+    wt: np.ndarray  # [K, R], columns permuted to (kh, kw, c)
+    float_requant: bool  # requantize_float is provably exact for this layer
 
 
-def mac_accumulate(layer: MacLayer, x: np.ndarray, src: TensorSpec) -> np.ndarray:
-    """`acc = bias + W x` for every output pixel: [N, OH, OW, R] (conv) or [N, R] (linear), int64."""
-    dtype = _matmul_dtype(layer, src)
-    wt = layer.values.T.astype(dtype)  # [K, R]
-    bias = layer.rows.bias
-    if layer.op == "linear":
-        return (x.astype(dtype) @ wt).astype(np.int64) + bias
+def plan(layer: MacLayer, src: TensorSpec, spec: RequantSpec) -> MacPlan:
+    acc_bound = layer.k * int(layer.rows.qmax.max()) * src.fmt.max_abs
+    dtype = np.float32 if acc_bound < 1 << 24 else np.float64 if acc_bound < 1 << 53 else np.int64
+    v = layer.values
+    if layer.op == "conv":
+        c = layer.k // (layer.kernel[0] * layer.kernel[1])
+        v = v.reshape(layer.r, c, *layer.kernel).transpose(0, 2, 3, 1).reshape(layer.r, -1)
+    full_bound = acc_bound + int(np.abs(layer.rows.bias).max())
+    fast = spec.mode == "single" and float_requant_exact(full_bound, layer.rows.m0, layer.rows.n)
+    return MacPlan(dtype, np.ascontiguousarray(v.T.astype(dtype)), fast)
+
+
+def _conv_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
+    """Yield (image slice, accumulators without bias [n, OH, OW, R]) chunk by chunk, reusing buffers
+    (fresh large temporaries cost a page fault per touch)."""
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
     n, h, w, c = x.shape
-    oh = (h + 2 * layer.padding[0] - layer.kernel[0]) // layer.stride[0] + 1
-    ow = (w + 2 * layer.padding[1] - layer.kernel[1]) // layer.stride[1] + 1
-    out = np.empty((n, oh, ow, layer.r), np.int64)
-    step = max(1, _CHUNK_ELEMENTS // (oh * ow * layer.k))
-    xf = x.astype(dtype)
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    hp = h + 2 * ph
+    xp = np.zeros((n, hp, w + 2 * pw, c), p.dtype)
+    xp[:, ph : ph + h, pw : pw + w] = x
+    step = max(1, _CHUNK_COLUMNS // (hp * ow * layer.k))
+    if sh == 1 and kh > 1:
+        # Stride 1: copy only the kw horizontal taps; the kh vertical taps of output row h are rows
+        # h..h+kh-1 of that tap matrix, i.e. the same matrix offset by whole rows of ow pixels. So kh
+        # matmuls on offset views accumulate the layer with a third of im2col's copying (3x3).
+        width = kw * c
+        wt = p.wt.reshape(kh, width, layer.r)
+        taps = np.empty((step, hp, ow, width), p.dtype)
+        acc = np.empty((step * hp * ow, layer.r), p.dtype)
+        part = np.empty_like(acc)
+        for i in range(0, n, step):
+            xs = xp[i : i + step]
+            m = len(xs)
+            t = taps[:m]
+            for b in range(kw):
+                t[..., b * c : (b + 1) * c] = xs[:, :, b : b + (ow - 1) * sw + 1 : sw]
+            flat = t.reshape(-1, width)
+            rows = len(flat) - (kh - 1) * ow
+            np.matmul(flat[:rows], wt[0], out=acc[:rows])
+            for a in range(1, kh):
+                np.matmul(flat[a * ow : a * ow + rows], wt[a], out=part[:rows])
+                acc[:rows] += part[:rows]
+            yield slice(i, i + m), acc[: m * hp * ow].reshape(m, hp, ow, layer.r)[:, :oh]
+        return
+    cols = np.empty((step, oh, ow, layer.k), p.dtype)
     for i in range(0, n, step):
-        cols = im2col(xf[i : i + step], layer.kernel, layer.stride, layer.padding)
-        out[i : i + step] = (cols.reshape(-1, layer.k) @ wt).reshape(-1, oh, ow, layer.r)
-    out += bias
+        xs = xp[i : i + step]
+        m = len(xs)
+        for j, (a, b) in enumerate((a, b) for a in range(kh) for b in range(kw)):
+            cols[:m, ..., j * c : (j + 1) * c] = xs[:, a : a + (oh - 1) * sh + 1 : sh, b : b + (ow - 1) * sw + 1 : sw]
+        yield slice(i, i + m), (cols[:m].reshape(-1, layer.k) @ p.wt).reshape(m, oh, ow, layer.r)
+
+
+def _linear_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
+    step = max(1, _CHUNK_COLUMNS // layer.k)
+    for i in range(0, len(x), step):
+        yield slice(i, i + step), x[i : i + step].astype(p.dtype, copy=False) @ p.wt
+
+
+def _chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
+    return _linear_chunks(layer, x, p) if layer.op == "linear" else _conv_chunks(layer, x, p)
+
+
+def _out_shape(layer: MacLayer, n: int) -> tuple[int, ...]:
+    return (n, *layer.out.shape[1:], layer.r) if layer.op == "conv" else (n, layer.r)
+
+
+def mac_accumulate(layer: MacLayer, x: np.ndarray, p: MacPlan) -> np.ndarray:
+    """`acc = bias + W u` for every output pixel, int64: [N, OH, OW, R] (conv) or [N, R] (linear)."""
+    out = np.empty(_out_shape(layer, len(x)), np.int64)
+    for sl, acc in _chunks(layer, x, p):
+        out[sl] = acc
+    out += layer.rows.bias
     return out
 
 
-def mac_output(layer: MacLayer, acc: np.ndarray, spec: RequantSpec) -> np.ndarray:
-    """Per-row requantization of accumulators (rows on the last axis) to the layer's output codes."""
-    o = layer.out.fmt
-    return requantize(acc, layer.rows.m0, layer.rows.n, o.lo, o.hi, spec).astype(np.int32)
+def mac_layer(layer: MacLayer, x: np.ndarray, p: MacPlan, spec: RequantSpec, acc_out: np.ndarray | None = None) -> np.ndarray:
+    """The MAC layer's output codes (float32), requantized chunk by chunk while the accumulators are
+    still in cache. `acc_out` (int64, shaped like the output) receives the accumulators if given."""
+    o, rows = layer.out.fmt, layer.rows
+    out = np.empty(_out_shape(layer, len(x)), np.float32)
+    scratch = None
+    for sl, acc in _chunks(layer, x, p):
+        if p.float_requant:
+            if scratch is None or scratch.size < acc.size:
+                scratch = np.empty(acc.size, np.float64)
+            requantize_float(acc, rows.m0, rows.n, o.lo, o.hi, rows.bias, out=out[sl],
+                             scratch=scratch[: acc.size].reshape(acc.shape))
+            if acc_out is not None:
+                acc_out[sl] = acc
+                acc_out[sl] += layer.rows.bias
+        else:
+            a = acc.astype(np.int64) + layer.rows.bias
+            out[sl] = requantize(a, layer.rows.m0, layer.rows.n, o.lo, o.hi, spec)
+            if acc_out is not None:
+                acc_out[sl] = a
+    return out
 
 
-def residual_add(op: Add, a: np.ndarray, b: np.ndarray, spec: RequantSpec) -> np.ndarray:
-    """Each input requantized to the output scale (two roundings), then added and clamped."""
-    o = op.out.fmt
-    wide = np.iinfo(np.int64)
-    ra = requantize(a, op.m0[0], op.n[0], wide.min, wide.max, spec)
-    rb = requantize(b, op.m0[1], op.n[1], wide.min, wide.max, spec)
-    return np.clip(ra + rb, o.lo, o.hi).astype(np.int32)
+def _rq(x: np.ndarray, m0: int, n: int, lo: int, hi: int, spec: RequantSpec) -> np.ndarray:
+    """Requantize one integer tensor with one multiplier (float path when provably exact)."""
+    if spec.mode == "single" and float_requant_exact(int(np.abs(x).max(initial=0)), m0, n):
+        return requantize_float(x, m0, n, lo, hi)
+    return requantize(np.asarray(x).astype(np.int64), m0, n, lo, hi, spec).astype(np.float64)
+
+
+def add_table(op: Add, a: TensorSpec, b: TensorSpec, spec: RequantSpec) -> np.ndarray:
+    """The residual add of every pair of input codes, [codes of a, codes of b], from the int64
+    reference: inputs are at most 16-bit codes, so a table replaces all per-element arithmetic."""
+    ua = np.arange(a.fmt.lo, a.fmt.hi + 1, dtype=np.int64)[:, None]
+    ub = np.arange(b.fmt.lo, b.fmt.hi + 1, dtype=np.int64)[None, :]
+    big, o = np.iinfo(np.int64), op.out.fmt
+    ra = requantize(ua, op.m0[0], op.n[0], big.min, big.max, spec)
+    rb = requantize(ub, op.m0[1], op.n[1], big.min, big.max, spec)
+    return np.clip(ra + rb, o.lo, o.hi).astype(np.float32)
+
+
+def residual_add(op: Add, a: np.ndarray, b: np.ndarray, src_a: TensorSpec, src_b: TensorSpec,
+                 spec: RequantSpec, table: np.ndarray | None = None) -> np.ndarray:
+    """Each input requantized to the output scale (two roundings, half up), then added and clamped."""
+    if table is None:
+        table = add_table(op, src_a, src_b, spec)
+    shape = np.shape(a)
+    a = np.ascontiguousarray(a, np.float32).reshape(-1)
+    b = np.ascontiguousarray(b, np.float32).reshape(-1)
+    flat, out = table.ravel(), np.empty(a.shape, np.float32)
+    shift = np.float32(-src_a.fmt.lo * table.shape[1] - src_b.fmt.lo)
+    step = 1 << 16  # blocks that stay in cache
+    idx = np.empty(step, np.float32)
+    for i in range(0, len(a), step):
+        j = idx[: len(a[i : i + step])]
+        np.multiply(a[i : i + step], np.float32(table.shape[1]), out=j)
+        j += b[i : i + step]
+        j += shift
+        np.take(flat, j.astype(np.int32), out=out[i : i + step])
+    return out.reshape(shape)
 
 
 def shortcut(op: Shortcut, x: np.ndarray) -> np.ndarray:
@@ -95,26 +211,26 @@ def shortcut(op: Shortcut, x: np.ndarray) -> np.ndarray:
 
 
 def maxpool(op: MaxPool, x: np.ndarray, src: TensorSpec) -> np.ndarray:
+    """Integer max; padding takes the input format's lowest code, so it never wins."""
     (kh, kw), (sh, sw), (ph, pw) = op.kernel, op.stride, op.padding
     if ph or pw:
         x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=src.fmt.lo)
-    win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
-    return win.max(axis=(-2, -1)).astype(np.int32)
+    return sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw].max(axis=(-2, -1))
 
 
 def avgpool(op: AvgPool, x: np.ndarray, spec: RequantSpec) -> np.ndarray:
-    """int32 window sum, then requantization with M = s_in / (s_out * window)."""
+    """Exact window sum, then requantization with M = s_in / (s_out * window)."""
     (kh, kw), (sh, sw) = op.kernel, op.stride
-    win = sliding_window_view(x.astype(np.int64), (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+    win = sliding_window_view(np.asarray(x, np.float64), (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
     o = op.out.fmt
-    return requantize(win.sum(axis=(-2, -1)), op.m0, op.n, o.lo, o.hi, spec).astype(np.int32)
+    return _rq(win.sum(axis=(-2, -1)), op.m0, op.n, o.lo, o.hi, spec).astype(np.float32)
 
 
 def global_avgpool(op: GlobalAvgPool, x: np.ndarray, spec: RequantSpec) -> np.ndarray:
     """[N, H, W, C] -> [N, 1, 1, C]: sum over the map, requantize with M = s_in / (s_out * H * W)."""
     o = op.out.fmt
-    total = x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
-    return requantize(total, op.m0, op.n, o.lo, o.hi, spec).astype(np.int32)
+    total = np.asarray(x, np.float64).sum(axis=(1, 2), keepdims=True)
+    return _rq(total, op.m0, op.n, o.lo, o.hi, spec).astype(np.float32)
 
 
 def flatten(x: np.ndarray) -> np.ndarray:

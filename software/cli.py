@@ -1,0 +1,244 @@
+"""The `rowmix` command line: one entry point for every stage (DESIGN section 1).
+
+Errors in the user's input (RowmixError, including ArtifactError) become one line on stderr and exit
+code 2, never a traceback; everything long shows a rich progress bar on stderr, so `--json` output on
+stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from . import __version__
+from .console import err
+from .errors import RowmixError
+
+app = typer.Typer(
+    help="Row-wise mixed-scheme quantization, bit-exact golden model and FPGA MAC arrays.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+bench_app = typer.Typer(help="Benchmarks: ratios measured side by side in one run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+class RequantChoice(str, Enum):
+    single16 = "single16"
+    single31 = "single31"
+    tflite_double = "tflite_double"
+
+
+DataDir = Annotated[Optional[Path], typer.Option(help="Directory with CIFAR-10 test.npz and the ResNet weights "
+                                                     "(default: $ROWMIX_CIFAR10_DIR or ../shared/data/cifar10).")]
+Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"rowmix {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    pass
+
+
+def _requant(choice: RequantChoice):
+    from .formats import RequantSpec
+
+    return {"single16": RequantSpec("single", 16), "single31": RequantSpec("single", 31),
+            "tflite_double": RequantSpec("tflite_double", 31)}[choice.value]
+
+
+def _quantize_to(out: Path, model_name: str, data: Optional[str], data_dir: Optional[Path], method: str, bits: int,
+                 ratio: str, act_bits: int, calib: Optional[int], requant: RequantChoice, weights: Optional[Path]):
+    """Shared by `quantize` and `flow`: build, calibrate, export, write atomically."""
+    from .artifact import write_artifact
+    from .console import progress
+    from .data import load_dataset
+    from .models import MODELS, build_model
+    from .quant import make_method, quantize
+
+    if model_name not in MODELS:
+        raise RowmixError(f"unknown model {model_name!r} (known: {', '.join(MODELS)})")
+    m = make_method(method, bits, ratio)  # validates method, bits and ratio before any slow work
+    data = data or MODELS[model_name]
+    if calib is None:
+        calib = 1000 if data == "cifar10" else None
+    model, info = build_model(model_name, data_dir, weights)
+    tune = load_dataset(data, "tune", data_dir, calib)
+    with progress(f"calibrating on {len(tune)} {data} images", len(tune)) as update:
+        q = quantize(model, info, m, tune.images, tune.mean, tune.std, act_bits=act_bits,
+                     requant=_requant(requant), progress=update)
+    return write_artifact(q.artifact, out), q.artifact
+
+
+@app.command()
+def quantize(
+    out: Annotated[Path, typer.Option(help="Artifact directory to write (replaced atomically).")],
+    model: Annotated[str, typer.Option(help="Built-in model: digits, resnet20, resnet56.")] = "digits",
+    method: Annotated[str, typer.Option(help="fixed (every row FIXED-b), sp2 (every row SP2-4) or mixed "
+                                              "(SP2 : FIXED4 : FIXED8 rows by --ratio).")] = "mixed",
+    bits: Annotated[int, typer.Option(help="Weight bits of method fixed (2..8).")] = 8,
+    ratio: Annotated[str, typer.Option(help="Row shares SP2:FIXED4:FIXED8 in percent for method mixed.")] = "65:30:5",
+    act_bits: Annotated[int, typer.Option(help="Activation bits inside the network (4 or 8); the input is signed 8-bit.")] = 8,
+    data: Annotated[Optional[str], typer.Option(help="Calibration dataset (default: the model's own).")] = None,
+    data_dir: DataDir = None,
+    calib: Annotated[Optional[int], typer.Option(help="Calibration images from the tune half (default: all for "
+                                                       "digits, 1000 for CIFAR-10).")] = None,
+    requant: Annotated[RequantChoice, typer.Option(help="Requantization: single16 (FPGA default), single31 "
+                                                         "(TFLite single rounding), tflite_double.")] = RequantChoice.single16,
+    weights: Annotated[Optional[Path], typer.Option(help="Pretrained ResNet weights (.npz or .th) instead of "
+                                                          "DATA_DIR/<model>.npz.")] = None,
+    json_out: Json = False,
+) -> None:
+    """Quantize a model row by row and export the artifact (manifest.json + weights.npz)."""
+    from .artifact import summarize
+
+    path, art = _quantize_to(out, model, data, data_dir, method, bits, ratio, act_bits, calib, requant, weights)
+    s = summarize(art)
+    if json_out:
+        print(json.dumps({"artifact": str(path), **s["totals"], "achieved_ratio": s["achieved_ratio"]}))
+    else:
+        t = s["totals"]
+        err.print(f"wrote [bold]{path}[/bold]: {t['mac_layers']} MAC layers, {t['rows']} rows, "
+                  f"rows SP2/FIXED4/FIXED8 = {s['achieved_ratio']}, {t['average_weight_bits']:.2f} weight bits on "
+                  f"average, {t['packed_bytes']} packed bytes")
+
+
+@app.command()
+def inspect(artifact: Annotated[Path, typer.Argument(help="Artifact directory.")], json_out: Json = False) -> None:
+    """Summarise an artifact: per-layer R, K, rows per scheme and bits, sizes, checksums."""
+    from .artifact import read_artifact, summarize
+
+    art = read_artifact(artifact)
+    s = summarize(art)
+    if json_out:
+        print(json.dumps(s, indent=1))
+        return
+    t = Table(title=f"{artifact} ({art.method['name']}, model {art.model.get('name')})")
+    for col in ("layer", "op", "R", "K", "SP2", "FIXED4", "FIXED8", "act in/out", "packed B"):
+        t.add_column(col, justify="right" if col not in ("layer", "op") else "left")
+    for l in s["layers"]:
+        g = l["rows_per_group"]
+        t.add_row(l["name"], l["op"], str(l["R"]), str(l["K"]), str(g["SP2"]), str(g["FIXED4"]), str(g["FIXED8"]),
+                  f"{l['act_in_bits']}/{l['act_out_bits']}", str(l["packed_bytes"]))
+    err.print(t)
+    tot = s["totals"]
+    err.print(f"rows {tot['rows']}, achieved ratio {s['achieved_ratio']}, target {s['target_ratio']}, "
+              f"{tot['average_weight_bits']:.3f} weight bits on average, {tot['packed_bytes']} packed bytes, "
+              f"{tot['macs_per_image']} MACs per image")
+
+
+@app.command()
+def golden(
+    artifact: Annotated[Path, typer.Argument(help="Artifact directory.")],
+    data: Annotated[Optional[str], typer.Option(help="digits or cifar10 (default: the artifact model's dataset).")] = None,
+    data_dir: DataDir = None,
+    split: Annotated[str, typer.Option(help="tune, eval or all.")] = "eval",
+    limit: Annotated[Optional[int], typer.Option(help="Score only the first N images of the split.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per golden-model batch.")] = 64,
+    json_out: Json = False,
+) -> None:
+    """Run the bit-exact integer golden model on a dataset; report its accuracy beside float and fake-quant."""
+    from .artifact import read_artifact
+    from .data import load_dataset
+    from .evaluate import evaluate
+    from .models import MODELS
+
+    art = read_artifact(artifact)
+    data = data or MODELS.get(art.model.get("name", ""), None)
+    if data is None:
+        raise RowmixError("--data is required: the artifact's model is not built in")
+    ds = load_dataset(data, split, data_dir, limit)
+    if tuple(ds.images.shape[1:]) != art.input.shape:
+        raise RowmixError(f"{data} images are {list(ds.images.shape[1:])}, the artifact expects {list(art.input.shape)}")
+    e = evaluate(art, ds, data_dir, batch_size)
+    if json_out:
+        print(json.dumps({"artifact": str(artifact), **e.to_json()}))
+        return
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
+    err.print(f"{e.images} {data}/{split} images: golden {pct(e.accuracy)}, float {pct(e.float_accuracy)}, "
+              f"fake-quant {pct(e.fakequant_accuracy)}, golden = fake-quant on {pct(e.golden_vs_fakequant_agreement)}"
+              f" ({e.golden_images_per_second:.0f} images/s)" + (f"; {e.note}" if e.note else ""))
+
+
+@app.command()
+def flow(
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/flow"),
+    model: Annotated[str, typer.Option(help="Built-in model.")] = "digits",
+    method: Annotated[str, typer.Option(help="Quantization method.")] = "mixed",
+    ratio: Annotated[str, typer.Option(help="SP2:FIXED4:FIXED8 row shares.")] = "65:30:5",
+    act_bits: Annotated[int, typer.Option(help="Activation bits inside the network.")] = 4,
+    data_dir: DataDir = None,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate on the first N eval images only.")] = None,
+) -> None:
+    """The main job, end to end on the built-in default: train or load the float model, quantize row-wise
+    with mixed schemes, export, and score the golden model beside float and fake-quant."""
+    from .data import load_dataset
+    from .evaluate import evaluate
+    from .models import MODELS
+
+    t0 = time.perf_counter()
+    art_dir, art = _quantize_to(out / "artifact", model, None, data_dir, method, 8, ratio, act_bits, None,
+                                RequantChoice.single16, None)
+    ds = load_dataset(MODELS[model], "eval", data_dir, limit)
+    e = evaluate(art, ds, data_dir)
+    from .artifact import summarize
+
+    summary = {"artifact": str(art_dir), "model": model, "method": method, "ratio": ratio, "act_bits": act_bits,
+               **{k: v for k, v in summarize(art).items() if k in ("achieved_ratio", "totals")},
+               "evaluation": e.to_json(), "seconds": round(time.perf_counter() - t0, 2)}
+    tmp = out / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    tmp.replace(out / "summary.json")
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
+    t = Table(title=f"rowmix flow: {model}, {method} {ratio}, A{act_bits}, {e.images} eval images")
+    for col in ("float", "fake-quant", "golden (integer)", "golden = fake-quant"):
+        t.add_column(col, justify="right")
+    t.add_row(pct(e.float_accuracy), pct(e.fakequant_accuracy), pct(e.accuracy), pct(e.golden_vs_fakequant_agreement))
+    err.print(t)
+    print(f"summary: {out / 'summary.json'}")
+
+
+@bench_app.command("golden")
+def bench_golden(
+    out: Annotated[Path, typer.Option(help="Directory for golden_bench.{json,md} and the plot.")] = Path("runs/bench/golden"),
+    data_dir: DataDir = None,
+    cifar: Annotated[bool, typer.Option(help="Include the ResNet-20 / CIFAR-10 accuracy rows.")] = True,
+    images: Annotated[int, typer.Option(help="Images per speed measurement.")] = 1024,
+    repeats: Annotated[int, typer.Option(help="Timed repeats per engine (best is kept).")] = 3,
+) -> None:
+    """Golden-model speed against float PyTorch (ratio, one run) and accuracies of fixed 8 / fixed 4 / sp2 / mixed."""
+    from .bench.golden_bench import BenchOptions, run
+
+    result = run(BenchOptions(out=out, data_dir=data_dir, cifar=cifar, speed_images=images, repeats=repeats))
+    for s in result["speed"]:
+        err.print(f"{s['network']}: golden {s['golden_images_per_s']:.0f} img/s, torch {s['torch_images_per_s']:.0f} "
+                  f"img/s, ratio {s['ratio']:.2f}")
+    print(f"results: {out / 'golden_bench.md'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors -> one line on stderr, exit code 2."""
+    try:
+        app(args=argv, prog_name="rowmix")
+    except RowmixError as e:
+        err.print(f"[bold red]rowmix: error:[/bold red] {e}", soft_wrap=True, markup=True, highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
