@@ -3,9 +3,9 @@
 Feature maps are [N, H, W, C], vectors [N, F]. Values are integers; the hot path carries them in
 float32 (exact below 2^24, and activations are at most 16-bit) because BLAS is where the speed is:
 every partial sum of a MAC layer is an integer bounded by K * max|v| * max|u|, so a float32 (float64)
-matmul is exact whenever that bound is below 2^24 (2^53), in any summation order. Layers whose bound
-exceeds 2^53 fall back to int64 matmul, and requant modes other than `single`, or products beyond
-2^52, use the int64 reference `formats.requantize`.
+matmul is exact whenever that bound is below 2^24 (2^53), in any summation order; the artifact loader
+guarantees it is below 2^31. Requant modes other than `single`, or products beyond 2^52, use the
+int64 reference `formats.requantize`.
 
 These functions *are* the specification of the hardware's arithmetic; the simulator's host side
 calls them too (im2col, residual add, pooling), so the RTL is checked against exactly this code.
@@ -65,8 +65,8 @@ class MacPlan:
 
 
 def plan(layer: MacLayer, src: TensorSpec, spec: RequantSpec) -> MacPlan:
-    acc_bound = layer.k * int(layer.rows.qmax.max()) * src.fmt.max_abs
-    dtype = np.float32 if acc_bound < 1 << 24 else np.float64 if acc_bound < 1 << 53 else np.int64
+    acc_bound = layer.k * int(layer.rows.qmax.max()) * src.fmt.max_abs  # < 2^31, checked on load
+    dtype = np.float32 if acc_bound < 1 << 24 else np.float64
     v = layer.values
     if layer.op == "conv":
         c = layer.k // (layer.kernel[0] * layer.kernel[1])
