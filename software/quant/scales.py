@@ -15,7 +15,9 @@ import numpy as np
 from ..formats import ActFormat, RowFormat, quantize_activation, quantize_values
 
 Encoder = Callable[[np.ndarray, np.ndarray], np.ndarray]
-GRID = np.linspace(0.1, 1.0, 46)
+# Clip candidates as fractions of max|x|: fine steps where weight rows land, geometric ones down to
+# 1/512 for heavy-tailed activations whose best clip is far below their largest outlier.
+GRID = np.unique(np.concatenate([np.geomspace(1 / 512, 0.3, 12), np.linspace(0.3, 1.0, 36)]))
 
 
 def mse_scales(x: np.ndarray, encode: Encoder, qmax: float, iters: int = 50) -> np.ndarray:
