@@ -1,0 +1,67 @@
+"""The command lines the issue quotes, exactly as written (run in-process through the entry point)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rowmix.cli import main
+
+
+def run(capsys, *args) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(list(args))
+    out = capsys.readouterr()
+    assert e.value.code in (0, None), out.err
+    return out.out
+
+
+def test_version_and_help(capsys):
+    assert run(capsys, "--version").startswith("rowmix ")
+    for cmd in ("quantize", "inspect", "golden", "flow", "bench"):
+        assert "Usage" in run(capsys, cmd, "--help")
+
+
+def test_digits_commands(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "quantize", "--model", "digits", "--method", "mixed", "--ratio", "65:30:5", "--out", "RUN/art")
+    run(capsys, "quantize", "--model", "digits", "--method", "fixed", "--bits", "8", "--out", "RUN/art8")
+    info = json.loads(run(capsys, "inspect", "RUN/art", "--json"))
+    conv2 = next(l for l in info["layers"] if l["name"] == "conv2")
+    assert (conv2["R"], conv2["K"]) == (16, 144)
+    assert conv2["rows_per_group"] == {"SP2": 10, "FIXED4": 5, "FIXED8": 1}
+    assert conv2["rows_per_format"] == {"FIXED-4": 5, "FIXED-8": 1, "SP2-4": 10}
+    assert conv2["packed_bytes"] == 15 * 72 + 144
+    assert info["totals"]["packed_bytes"] == sum(l["packed_bytes"] for l in info["layers"])
+    result = json.loads(run(capsys, "golden", "RUN/art", "--data", "digits", "--json"))
+    assert result["images"] == 540
+    assert result["accuracy"] > 0.95 and result["float_accuracy"] > 0.97 and result["fakequant_accuracy"] > 0.95
+    r8 = json.loads(run(capsys, "golden", "RUN/art8", "--data", "digits", "--json"))
+    assert abs(r8["accuracy"] - r8["float_accuracy"]) <= 0.01
+
+
+def test_resnet20_commands(tmp_path, capsys, cifar_dir):
+    r20 = str(tmp_path / "r20")
+    run(capsys, "quantize", "--model", "resnet20", "--data", "cifar10", "--data-dir", str(cifar_dir),
+        "--method", "fixed", "--bits", "8", "--out", r20)
+    result = json.loads(run(capsys, "golden", r20, "--data", "cifar10", "--data-dir", str(cifar_dir),
+                            "--split", "eval", "--limit", "500", "--json"))
+    assert result["images"] == 500
+    assert result["accuracy"] >= 0.89 and abs(result["accuracy"] - result["float_accuracy"]) <= 0.015
+
+
+def test_flow_writes_a_summary(tmp_path, capsys):
+    run(capsys, "flow", "--out", str(tmp_path / "flow"))
+    s = json.loads((tmp_path / "flow" / "summary.json").read_text())
+    assert s["evaluation"]["images"] == 540 and s["evaluation"]["accuracy"] > 0.95
+    assert (tmp_path / "flow" / "artifact" / "manifest.json").is_file()
+
+
+def test_console_script_exit_codes(tmp_path):
+    exe = Path(sys.executable).with_name("rowmix")
+    ok = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("rowmix ")
+    bad = subprocess.run([exe, "golden", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode == 2 and "manifest.json: cannot read" in bad.stderr and "Traceback" not in bad.stderr
