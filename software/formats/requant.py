@@ -111,17 +111,22 @@ def float_requant_exact(acc_bound: int, m0: np.ndarray, n: np.ndarray) -> bool:
     return bool(acc_bound * int(m0.max(initial=0)) < FLOAT_EXACT_PRODUCT and n.max(initial=1) <= FLOAT_EXACT_SHIFT)
 
 
-def requantize_float(
-    acc: np.ndarray, m0: np.ndarray | int, n: np.ndarray | int, lo: int, hi: int,
-    bias: np.ndarray | int = 0, out: np.ndarray | None = None, scratch: np.ndarray | None = None,
-) -> np.ndarray:
-    """`requantize(acc + bias, M0, n, lo, hi)` for `single` mode, evaluated in float64; valid when
-    `float_requant_exact` holds. Four passes instead of an int64 round trip (BLAS hands back floats).
-    Writes into `out` (any float dtype) if given, using `scratch` (float64, acc's shape) if given;
-    returns floats holding integers."""
+def float_requant_terms(m0: np.ndarray | int, n: np.ndarray | int, bias: np.ndarray | int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(m, c) = (M0 / 2^n, bias * m + 1/2) in float64, the constants of `requantize_float`."""
     m = np.ldexp(np.asarray(m0, np.float64), -np.asarray(n, np.int64))
+    return m, np.asarray(bias, np.float64) * m + 0.5
+
+
+def requantize_float(
+    acc: np.ndarray, m: np.ndarray, c: np.ndarray, lo: int, hi: int,
+    out: np.ndarray | None = None, scratch: np.ndarray | None = None,
+) -> np.ndarray:
+    """`requantize(acc + bias, M0, n, lo, hi)` for `single` mode as `clip(floor(acc * m + c))` in
+    float64, with (m, c) from `float_requant_terms`; valid when `float_requant_exact` holds. Four
+    passes instead of an int64 round trip (BLAS hands back floats). m and c broadcast against acc.
+    Writes into `out` (any float dtype) if given, using `scratch` (float64, acc's shape) if given."""
     t = np.multiply(acc, m, dtype=np.float64, out=scratch)
-    t += np.asarray(bias, np.float64) * m + 0.5
+    t += c
     out = np.floor(t, out=t if out is None else out)
     return np.clip(out, lo, hi, out=out)
 

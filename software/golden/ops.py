@@ -22,6 +22,7 @@ from ..artifact import Add, AvgPool, GlobalAvgPool, InputSpec, MacLayer, MaxPool
 from ..formats import (
     RequantSpec,
     float_requant_exact,
+    float_requant_terms,
     normalize,
     quantize_activation,
     requantize,
@@ -57,11 +58,13 @@ def im2col(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padd
 @dataclass(frozen=True)
 class MacPlan:
     """How one MAC layer is evaluated exactly and fast: matmul dtype, weights in (kh, kw, c) column
-    order (contiguous channel runs make the internal im2col cheap), float requant multipliers."""
+    order (contiguous channel runs make the internal im2col cheap) and, when the float requant path
+    is provably exact, its constants tiled over one output row (long inner loops for NumPy)."""
 
     dtype: type
     wt: np.ndarray  # [K, R], columns permuted to (kh, kw, c)
-    float_requant: bool  # requantize_float is provably exact for this layer
+    m: np.ndarray | None  # M0 / 2^n per row, tiled over the output row; None: int64 requant
+    c: np.ndarray | None  # bias * m + 1/2, tiled likewise
 
 
 def plan(layer: MacLayer, src: TensorSpec, spec: RequantSpec) -> MacPlan:
@@ -71,51 +74,62 @@ def plan(layer: MacLayer, src: TensorSpec, spec: RequantSpec) -> MacPlan:
     if layer.op == "conv":
         c = layer.k // (layer.kernel[0] * layer.kernel[1])
         v = v.reshape(layer.r, c, *layer.kernel).transpose(0, 2, 3, 1).reshape(layer.r, -1)
-    full_bound = acc_bound + int(np.abs(layer.rows.bias).max())
-    fast = spec.mode == "single" and float_requant_exact(full_bound, layer.rows.m0, layer.rows.n)
-    return MacPlan(dtype, np.ascontiguousarray(v.T.astype(dtype)), fast)
+    rows = layer.rows
+    full_bound = acc_bound + int(np.abs(rows.bias).max())
+    m = c_ = None
+    if spec.mode == "single" and float_requant_exact(full_bound, rows.m0, rows.n):
+        m, c_ = float_requant_terms(rows.m0, rows.n, rows.bias)
+        if layer.op == "conv":
+            width = layer.out.shape[2]
+            m, c_ = np.tile(m, width), np.tile(c_, width)
+    return MacPlan(dtype, np.ascontiguousarray(v.T.astype(dtype)), m, c_)
 
 
 def _conv_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
-    """Yield (image slice, accumulators without bias [n, OH, OW, R]) chunk by chunk, reusing buffers
-    (fresh large temporaries cost a page fault per touch)."""
+    """Yield (image slice, accumulators without bias [n, OH, OW * R]) chunk by chunk.
+
+    A chunk is copied into a zero-bordered padded buffer; in it, the kw horizontal taps of a pixel
+    are one contiguous run of kw * C values of the flattened row, so a strided window view copies
+    every tap of the chunk in one call. Buffers are reused across chunks (fresh large temporaries
+    cost a page fault per touch)."""
     (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
     n, h, w, c = x.shape
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    hp = h + 2 * ph
-    xp = np.zeros((n, hp, w + 2 * pw, c), p.dtype)
-    xp[:, ph : ph + h, pw : pw + w] = x
-    step = max(1, _CHUNK_COLUMNS // (hp * ow * layer.k))
-    if sh == 1 and kh > 1:
-        # Stride 1: copy only the kw horizontal taps; the kh vertical taps of output row h are rows
-        # h..h+kh-1 of that tap matrix, i.e. the same matrix offset by whole rows of ow pixels. So kh
-        # matmuls on offset views accumulate the layer with a third of im2col's copying (3x3).
-        width = kw * c
-        wt = p.wt.reshape(kh, width, layer.r)
+    oh, ow, r = layer.out.shape[1], layer.out.shape[2], layer.r
+    hp, wp, width = h + 2 * ph, w + 2 * pw, kw * c
+    stride1 = sh == 1 and kh > 1 and kw * c >= 32  # narrow taps make skinny, slow matmuls
+    # Stride 1: copy only the kw horizontal taps of every padded row; the kh vertical taps of output
+    # row y are rows y..y+kh-1 of that matrix, i.e. the same matrix offset by whole rows of ow
+    # pixels, so kh matmuls on offset views accumulate the layer with 1/kh of im2col's copying.
+    per_image = hp * ow * width if stride1 else oh * ow * layer.k
+    step = min(n, max(1, _CHUNK_COLUMNS // per_image))
+    xpad = np.zeros((step, hp, wp, c), p.dtype)
+    if stride1:
+        wt = p.wt.reshape(kh, width, r)
         taps = np.empty((step, hp, ow, width), p.dtype)
-        acc = np.empty((step * hp * ow, layer.r), p.dtype)
+        acc = np.empty((step * hp * ow, r), p.dtype)
         part = np.empty_like(acc)
-        for i in range(0, n, step):
-            xs = xp[i : i + step]
-            m = len(xs)
-            t = taps[:m]
-            for b in range(kw):
-                t[..., b * c : (b + 1) * c] = xs[:, :, b : b + (ow - 1) * sw + 1 : sw]
-            flat = t.reshape(-1, width)
+    else:
+        cols = np.empty((step, oh, ow, layer.k), p.dtype)
+    for i in range(0, n, step):
+        m = len(x[i : i + step])
+        xp = xpad[:m]
+        xp[:, ph : ph + h, pw : pw + w] = x[i : i + m]
+        if stride1:
+            windows = sliding_window_view(xp.reshape(m, hp, wp * c), width, axis=2)
+            taps[:m] = windows[:, :, : (ow - 1) * sw * c + 1 : sw * c]
+            flat = taps[:m].reshape(-1, width)
             rows = len(flat) - (kh - 1) * ow
             np.matmul(flat[:rows], wt[0], out=acc[:rows])
             for a in range(1, kh):
                 np.matmul(flat[a * ow : a * ow + rows], wt[a], out=part[:rows])
                 acc[:rows] += part[:rows]
-            yield slice(i, i + m), acc[: m * hp * ow].reshape(m, hp, ow, layer.r)[:, :oh]
-        return
-    cols = np.empty((step, oh, ow, layer.k), p.dtype)
-    for i in range(0, n, step):
-        xs = xp[i : i + step]
-        m = len(xs)
-        for j, (a, b) in enumerate((a, b) for a in range(kh) for b in range(kw)):
-            cols[:m, ..., j * c : (j + 1) * c] = xs[:, a : a + (oh - 1) * sh + 1 : sh, b : b + (ow - 1) * sw + 1 : sw]
-        yield slice(i, i + m), (cols[:m].reshape(-1, layer.k) @ p.wt).reshape(m, oh, ow, layer.r)
+            yield slice(i, i + m), acc[: m * hp * ow].reshape(m, hp, ow * r)[:, :oh]
+        else:
+            for a in range(kh):
+                rows_a = xp[:, a : a + (oh - 1) * sh + 1 : sh].reshape(m, oh, wp * c)
+                windows = sliding_window_view(rows_a, width, axis=2)
+                cols[:m, ..., a * width : (a + 1) * width] = windows[:, :, : (ow - 1) * sw * c + 1 : sw * c]
+            yield slice(i, i + m), (cols[:m].reshape(-1, layer.k) @ p.wt).reshape(m, oh, ow * r)
 
 
 def _linear_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
@@ -132,11 +146,17 @@ def _out_shape(layer: MacLayer, n: int) -> tuple[int, ...]:
     return (n, *layer.out.shape[1:], layer.r) if layer.op == "conv" else (n, layer.r)
 
 
+def _flat_rows(a: np.ndarray) -> np.ndarray:
+    """[N, OH, OW, R] -> [N, OH, OW * R] (a view), the chunk layout."""
+    return a.reshape(*a.shape[:2], -1) if a.ndim == 4 else a
+
+
 def mac_accumulate(layer: MacLayer, x: np.ndarray, p: MacPlan) -> np.ndarray:
     """`acc = bias + W u` for every output pixel, int64: [N, OH, OW, R] (conv) or [N, R] (linear)."""
     out = np.empty(_out_shape(layer, len(x)), np.int64)
+    flat = _flat_rows(out)
     for sl, acc in _chunks(layer, x, p):
-        out[sl] = acc
+        flat[sl] = acc
     out += layer.rows.bias
     return out
 
@@ -146,28 +166,29 @@ def mac_layer(layer: MacLayer, x: np.ndarray, p: MacPlan, spec: RequantSpec, acc
     still in cache. `acc_out` (int64, shaped like the output) receives the accumulators if given."""
     o, rows = layer.out.fmt, layer.rows
     out = np.empty(_out_shape(layer, len(x)), np.float32)
+    flat_out = _flat_rows(out)
+    flat_acc = None if acc_out is None else _flat_rows(acc_out)
+    bias = np.tile(rows.bias, flat_out.shape[-1] // layer.r)
     scratch = None
     for sl, acc in _chunks(layer, x, p):
-        if p.float_requant:
+        if flat_acc is not None:
+            flat_acc[sl] = acc
+            flat_acc[sl] += bias
+        if p.m is not None:
             if scratch is None or scratch.size < acc.size:
                 scratch = np.empty(acc.size, np.float64)
-            requantize_float(acc, rows.m0, rows.n, o.lo, o.hi, rows.bias, out=out[sl],
-                             scratch=scratch[: acc.size].reshape(acc.shape))
-            if acc_out is not None:
-                acc_out[sl] = acc
-                acc_out[sl] += layer.rows.bias
+            requantize_float(acc, p.m, p.c, o.lo, o.hi, out=flat_out[sl], scratch=scratch[: acc.size].reshape(acc.shape))
         else:
-            a = acc.astype(np.int64) + layer.rows.bias
-            out[sl] = requantize(a, layer.rows.m0, layer.rows.n, o.lo, o.hi, spec)
-            if acc_out is not None:
-                acc_out[sl] = a
+            a = acc.astype(np.int64) + bias
+            flat_out[sl] = requantize(a, np.tile(rows.m0, len(bias) // layer.r), np.tile(rows.n, len(bias) // layer.r),
+                                      o.lo, o.hi, spec)
     return out
 
 
 def _rq(x: np.ndarray, m0: int, n: int, lo: int, hi: int, spec: RequantSpec) -> np.ndarray:
     """Requantize one integer tensor with one multiplier (float path when provably exact)."""
     if spec.mode == "single" and float_requant_exact(int(np.abs(x).max(initial=0)), m0, n):
-        return requantize_float(x, m0, n, lo, hi)
+        return requantize_float(x, *float_requant_terms(m0, n), lo, hi)
     return requantize(np.asarray(x).astype(np.int64), m0, n, lo, hi, spec).astype(np.float64)
 
 
@@ -215,7 +236,13 @@ def maxpool(op: MaxPool, x: np.ndarray, src: TensorSpec) -> np.ndarray:
     (kh, kw), (sh, sw), (ph, pw) = op.kernel, op.stride, op.padding
     if ph or pw:
         x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=src.fmt.lo)
-    return sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw].max(axis=(-2, -1))
+    oh, ow = op.out.shape[1:]
+    out = None
+    for a in range(kh):  # one np.maximum per window tap: long contiguous loops, no reduction axes
+        for b in range(kw):
+            tap = x[:, a : a + (oh - 1) * sh + 1 : sh, b : b + (ow - 1) * sw + 1 : sw]
+            out = tap.copy() if out is None else np.maximum(out, tap, out=out)
+    return out
 
 
 def avgpool(op: AvgPool, x: np.ndarray, spec: RequantSpec) -> np.ndarray:

@@ -12,6 +12,7 @@ from rowmix.formats import (
     MultiplierError,
     RequantSpec,
     float_requant_exact,
+    float_requant_terms,
     quantize_multiplier,
     requantize,
     requantize_float,
@@ -152,11 +153,12 @@ def test_float_path_equals_the_reference_whenever_its_bound_holds(acc, bias, m0,
     if not float_requant_exact(bound, np.array([m0]), np.array([n])):
         return
     want = requantize(a + bias, m0, n, -(1 << 40), 1 << 40)
-    got = requantize_float(a.astype(np.float64), m0, n, -(1 << 40), 1 << 40, bias)
+    got = requantize_float(a.astype(np.float64), *float_requant_terms(m0, n, bias), -(1 << 40), 1 << 40)
     assert np.array_equal(got, want)
 
 
 def test_float_path_exact_ties():
     n, m0 = 30, 1 << 15
     acc = np.array([((2 * j + 1) << (n - 1)) // m0 for j in range(-50, 50)], np.float64)
-    assert np.array_equal(requantize_float(acc, m0, n, -999, 999), requantize(acc.astype(np.int64), m0, n, -999, 999))
+    got = requantize_float(acc, *float_requant_terms(m0, n), -999, 999)
+    assert np.array_equal(got, requantize(acc.astype(np.int64), m0, n, -999, 999))
