@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..artifact import Add, Artifact, AvgPool, Flatten, GlobalAvgPool, MacLayer, MaxPool, Shortcut
 from . import ops
+from .workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -36,12 +38,14 @@ def forward(
     u: np.ndarray,
     keep: Collection[str] = (),
     mac_plans: dict[str, ops.MacPlan] | None = None,
+    ws: Workspace | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Run the integer graph on quantized inputs u [N, H, W, C] (or [N, F]).
 
     Returns the output codes (int32) and the kept tensors (int32) and MAC accumulators (int64),
     channels-first like torch. Intermediate tensors are dropped as soon as no later op reads them."""
     mac_plans = mac_plans or plans(art)
+    ws = ws or Workspace()
     add_tables = {op.name: ops.add_table(op, *(art.tensors[i] for i in op.inputs), art.requant)
                   for op in art.ops if isinstance(op, Add)}
     last_use = {}
@@ -57,12 +61,12 @@ def forward(
         x = values[op.inputs[0]]
         if isinstance(op, MacLayer):
             acc = np.empty(ops._out_shape(op, len(x)), np.int64) if op.name in keep else None
-            y = ops.mac_layer(op, x, mac_plans[op.name], spec, acc)
+            y = ops.mac_layer(op, x, mac_plans[op.name], spec, acc, ws)
             if acc is not None:
                 accs[op.name] = _nchw(acc)
         elif isinstance(op, Add):
             a, b = (art.tensors[i] for i in op.inputs)
-            y = ops.residual_add(op, x, values[op.inputs[1]], a, b, spec, add_tables.get(op.name))
+            y = ops.residual_add(op, x, values[op.inputs[1]], a, b, spec, add_tables.get(op.name), ws)
         elif isinstance(op, Shortcut):
             y = ops.shortcut(op, x)
         elif isinstance(op, MaxPool):
@@ -79,8 +83,10 @@ def forward(
         if op.name in keep:
             tensors[op.name] = _nchw(y)
         for src in op.inputs:
-            if last_use[src] == i and src != art.output:
-                values.pop(src, None)
+            if last_use[src] == i and src != art.output and src in values:
+                dead = values.pop(src)
+                if not any(v is dead or v.base is dead for v in values.values()):  # flatten may alias
+                    ws.give(dead)  # kept tensors were copied (to int32) above
     return values[art.output].astype(np.int32), tensors, accs
 
 
@@ -113,10 +119,13 @@ def run(
     names = {art.input.name, *(op.name for op in art.ops)} if keep is True else set(keep or ())
     workers = max(1, min(workers or os.cpu_count() or 1, 8))
     mac_plans = plans(art)
+    local = threading.local()
 
     def batch(start: int):
+        if not hasattr(local, "ws"):
+            local.ws = Workspace()
         u = ops.quantize_input(images[start : start + batch_size], art.input)
-        return forward(art, u, names, mac_plans)
+        return forward(art, u, names, mac_plans, local.ws)
 
     logits, tensors, accs, done = [], {}, {}, 0
     starts = range(0, len(images), batch_size)

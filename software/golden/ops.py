@@ -19,6 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..artifact import Add, AvgPool, GlobalAvgPool, InputSpec, MacLayer, MaxPool, Shortcut, TensorSpec
+from .workspace import Workspace
 from ..formats import (
     RequantSpec,
     float_requant_exact,
@@ -85,7 +86,7 @@ def plan(layer: MacLayer, src: TensorSpec, spec: RequantSpec) -> MacPlan:
     return MacPlan(dtype, np.ascontiguousarray(v.T.astype(dtype)), m, c_)
 
 
-def _conv_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
+def _conv_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan, ws: Workspace):
     """Yield (image slice, accumulators without bias [n, OH, OW * R]) chunk by chunk.
 
     A chunk is copied into a zero-bordered padded buffer; in it, the kw horizontal taps of a pixel
@@ -102,14 +103,15 @@ def _conv_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
     # pixels, so kh matmuls on offset views accumulate the layer with 1/kh of im2col's copying.
     per_image = hp * ow * width if stride1 else oh * ow * layer.k
     step = min(n, max(1, _CHUNK_COLUMNS // per_image))
-    xpad = np.zeros((step, hp, wp, c), p.dtype)
+    key = (layer.name, id(p))
+    xpad = ws.scratch((*key, "xpad"), (step, hp, wp, c), p.dtype, zeros=True)
     if stride1:
         wt = p.wt.reshape(kh, width, r)
-        taps = np.empty((step, hp, ow, width), p.dtype)
-        acc = np.empty((step * hp * ow, r), p.dtype)
-        part = np.empty_like(acc)
+        taps = ws.scratch((*key, "taps"), (step, hp, ow, width), p.dtype)
+        acc = ws.scratch((*key, "acc"), (step * hp * ow, r), p.dtype)
+        part = ws.scratch((*key, "part"), (step * hp * ow, r), p.dtype)
     else:
-        cols = np.empty((step, oh, ow, layer.k), p.dtype)
+        cols = ws.scratch((*key, "cols"), (step, oh, ow, layer.k), p.dtype)
     for i in range(0, n, step):
         m = len(x[i : i + step])
         xp = xpad[:m]
@@ -132,14 +134,14 @@ def _conv_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
             yield slice(i, i + m), (cols[:m].reshape(-1, layer.k) @ p.wt).reshape(m, oh, ow * r)
 
 
-def _linear_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
+def _linear_chunks(layer: MacLayer, x: np.ndarray, p: MacPlan, ws: Workspace):
     step = max(1, _CHUNK_COLUMNS // layer.k)
     for i in range(0, len(x), step):
         yield slice(i, i + step), x[i : i + step].astype(p.dtype, copy=False) @ p.wt
 
 
-def _chunks(layer: MacLayer, x: np.ndarray, p: MacPlan):
-    return _linear_chunks(layer, x, p) if layer.op == "linear" else _conv_chunks(layer, x, p)
+def _chunks(layer: MacLayer, x: np.ndarray, p: MacPlan, ws: Workspace):
+    return (_linear_chunks if layer.op == "linear" else _conv_chunks)(layer, x, p, ws)
 
 
 def _out_shape(layer: MacLayer, n: int) -> tuple[int, ...]:
@@ -155,29 +157,29 @@ def mac_accumulate(layer: MacLayer, x: np.ndarray, p: MacPlan) -> np.ndarray:
     """`acc = bias + W u` for every output pixel, int64: [N, OH, OW, R] (conv) or [N, R] (linear)."""
     out = np.empty(_out_shape(layer, len(x)), np.int64)
     flat = _flat_rows(out)
-    for sl, acc in _chunks(layer, x, p):
+    for sl, acc in _chunks(layer, x, p, Workspace()):
         flat[sl] = acc
     out += layer.rows.bias
     return out
 
 
-def mac_layer(layer: MacLayer, x: np.ndarray, p: MacPlan, spec: RequantSpec, acc_out: np.ndarray | None = None) -> np.ndarray:
+def mac_layer(layer: MacLayer, x: np.ndarray, p: MacPlan, spec: RequantSpec, acc_out: np.ndarray | None = None,
+              ws: Workspace | None = None) -> np.ndarray:
     """The MAC layer's output codes (float32), requantized chunk by chunk while the accumulators are
     still in cache. `acc_out` (int64, shaped like the output) receives the accumulators if given."""
     o, rows = layer.out.fmt, layer.rows
-    out = np.empty(_out_shape(layer, len(x)), np.float32)
+    ws = ws or Workspace()
+    out = ws.take(_out_shape(layer, len(x)))
     flat_out = _flat_rows(out)
     flat_acc = None if acc_out is None else _flat_rows(acc_out)
     bias = np.tile(rows.bias, flat_out.shape[-1] // layer.r)
-    scratch = None
-    for sl, acc in _chunks(layer, x, p):
+    for sl, acc in _chunks(layer, x, p, ws):
         if flat_acc is not None:
             flat_acc[sl] = acc
             flat_acc[sl] += bias
         if p.m is not None:
-            if scratch is None or scratch.size < acc.size:
-                scratch = np.empty(acc.size, np.float64)
-            requantize_float(acc, p.m, p.c, o.lo, o.hi, out=flat_out[sl], scratch=scratch[: acc.size].reshape(acc.shape))
+            scratch = ws.scratch((layer.name, id(p), "requant"), acc.shape, np.float64)
+            requantize_float(acc, p.m, p.c, o.lo, o.hi, out=flat_out[sl], scratch=scratch)
         else:
             a = acc.astype(np.int64) + bias
             flat_out[sl] = requantize(a, np.tile(rows.m0, len(bias) // layer.r), np.tile(rows.n, len(bias) // layer.r),
@@ -204,24 +206,26 @@ def add_table(op: Add, a: TensorSpec, b: TensorSpec, spec: RequantSpec) -> np.nd
 
 
 def residual_add(op: Add, a: np.ndarray, b: np.ndarray, src_a: TensorSpec, src_b: TensorSpec,
-                 spec: RequantSpec, table: np.ndarray | None = None) -> np.ndarray:
+                 spec: RequantSpec, table: np.ndarray | None = None, ws: Workspace | None = None) -> np.ndarray:
     """Each input requantized to the output scale (two roundings, half up), then added and clamped."""
     if table is None:
         table = add_table(op, src_a, src_b, spec)
+    ws = ws or Workspace()
     shape = np.shape(a)
     a = np.ascontiguousarray(a, np.float32).reshape(-1)
     b = np.ascontiguousarray(b, np.float32).reshape(-1)
-    flat, out = table.ravel(), np.empty(a.shape, np.float32)
+    flat, out = table.ravel(), ws.take(shape)
+    out_flat = out.reshape(-1)
     shift = np.float32(-src_a.fmt.lo * table.shape[1] - src_b.fmt.lo)
     step = 1 << 16  # blocks that stay in cache
-    idx = np.empty(step, np.float32)
+    idx = ws.scratch(("add", "index"), (step,), np.float32)
     for i in range(0, len(a), step):
         j = idx[: len(a[i : i + step])]
         np.multiply(a[i : i + step], np.float32(table.shape[1]), out=j)
         j += b[i : i + step]
         j += shift
-        np.take(flat, j.astype(np.int32), out=out[i : i + step])
-    return out.reshape(shape)
+        np.take(flat, j.astype(np.int32), out=out_flat[i : i + step])
+    return out
 
 
 def shortcut(op: Shortcut, x: np.ndarray) -> np.ndarray:
