@@ -84,7 +84,7 @@ def speed_rows(opts: BenchOptions) -> list[dict]:
 
 def _markdown(speed: list[dict], acc: list[dict], notes: list[str]) -> str:
     lines = ["# Golden model benchmark", "", "## Speed: integer golden vs float PyTorch (same images, one run)", "",
-             "Images per second, best of interleaved repeats per batch size; the ratio compares each",
+             "Images per second, best of the timed repeats per batch size; the ratio compares each",
              "engine at its own best batch size.", "",
              "| network | images | batch | torch img/s | golden img/s | golden / torch |", "|---|---|---|---|---|---|"]
     for s in speed:
@@ -126,7 +126,7 @@ def _plot(acc: list[dict], path: Path) -> None:
         ax.set_ylim(max(0, lo - 8), 100)
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(net)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
