@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rowmix.artifact import MacLayer, RowTable, TensorSpec
-from rowmix.formats import RowFormat, quantize_multiplier, values_to_codes
+from rowmix.formats import RequantSpec, RowFormat, quantize_multiplier, values_to_codes
 from rowmix.formats.codes import SP2_VALUES
 
 FORMATS = [RowFormat("SP2", 4), RowFormat("FIXED", 4), RowFormat("FIXED", 8), RowFormat("FIXED", 3), RowFormat("FIXED", 6)]
@@ -18,17 +18,25 @@ def random_values(rng: np.random.Generator, fmt: RowFormat, k: int) -> np.ndarra
 
 
 def make_layer(rng, *, op="conv", c=5, r=11, kernel=(3, 3), stride=(1, 1), padding=(1, 1), in_bits=4,
-               in_signed=False, out_bits=4, out_signed=False, hw=(7, 6), m_range=(1e-3, 5e-2)):
-    """A random MAC layer and its input spec. Rows cycle through FORMATS; row 0 is all zero."""
+               in_signed=False, out_bits=4, out_signed=False, hw=(7, 6), m_range=None, spec=None):
+    """A random MAC layer and its input spec. Rows cycle through FORMATS; row 0 is all zero.
+    Multipliers and biases default to a scale where outputs spread over the output range."""
     k = c * kernel[0] * kernel[1] if op == "conv" else c
     formats = [FORMATS[i % len(FORMATS)] for i in range(r)]
     values = np.stack([random_values(rng, f, k) for f in formats])
     values[0] = 0
-    m0, n = zip(*(quantize_multiplier(float(m)) for m in rng.uniform(*m_range, size=r)))
+    u_max = (1 << (in_bits - 1)) if in_signed else (1 << in_bits) - 1
+    typical = max(1.0, np.sqrt(k) * 4 * u_max / 2)  # spread of sum_k v u for random codes
+    out_hi = (1 << (out_bits - 1)) - 1 if out_signed else (1 << out_bits) - 1
+    if m_range is None:
+        m_range = (0.3 * out_hi / typical, 1.5 * out_hi / typical)
+    spec = spec or RequantSpec()
+    m0, n = zip(*(quantize_multiplier(float(m), spec) for m in rng.uniform(*m_range, size=r)))
     rows = RowTable(
         scheme=tuple(str(f.scheme) for f in formats), bits=np.array([f.bits for f in formats]),
         scale=rng.uniform(0.01, 0.1, r), m0=np.array(m0), n=np.array(n),
-        bias=rng.integers(-2000, 2000, r), negated=rng.random(r) < 0.3, sensitivity=np.full(r, np.nan),
+        bias=rng.integers(-int(typical), int(typical) + 1, r), negated=rng.random(r) < 0.3,
+        sensitivity=np.full(r, np.nan),
     )
     k_pad = k + (k % 2) + 2  # extra padding beyond the nibble alignment
     groups, codes = MacLayer.pack_values(values, rows, k_pad)

@@ -41,7 +41,7 @@ LAYERS = [
     dict(kernel=(1, 1), padding=(0, 0)),
     dict(kernel=(3, 1), padding=(1, 0), hw=(5, 9)),
     dict(in_bits=8, in_signed=True, out_bits=8, out_signed=True),  # network input layer
-    dict(in_bits=8, c=64, out_bits=16, out_signed=True, m_range=(1e-6, 1e-4)),  # float64 matmul
+    dict(in_bits=8, c=64, out_bits=16, out_signed=True),  # float64 matmul
     dict(op="linear", c=37, out_bits=16, out_signed=True),
 ]
 
@@ -50,7 +50,7 @@ LAYERS = [
 @pytest.mark.parametrize("kw", LAYERS, ids=lambda kw: ",".join(f"{k}={v}" for k, v in kw.items()) or "3x3")
 def test_mac_layer_equals_int64_reference(kw, spec):
     rng = np.random.default_rng(len(str(kw)))
-    layer, src = make_layer(rng, **kw)
+    layer, src = make_layer(rng, spec=spec, **kw)
     x = random_input(rng, src, 9)
     plan = golden.plan(layer, src, spec)
     acc_ref, y_ref = reference_mac(layer, x, spec)

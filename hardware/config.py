@@ -1,0 +1,101 @@
+"""Array configuration: how many rows of each storage group run in parallel, on which lane kind,
+how wide the activation tile is, and how big the on-chip memories are.
+
+A row lane holds `t_k` MAC lanes (one multiply per activation element of the tile), an adder tree
+and an accumulator; a group's row lanes work on `rows` output rows at once. MACs per cycle =
+t_k * (SP2 rows + FIXED4 rows + FIXED8 rows).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import RowmixError
+from ..formats import GROUPS
+
+TARGETS = ("generic", "ice40", "ecp5", "xc7")
+# Lane kinds per group: SP2 rows on LUT shift-add lanes; FIXED rows on DSP multipliers ("dsp",
+# FIXED4 packed two rows per multiplier), radix-4 Booth LUT lanes ("booth", FIXED4 only) or plain
+# LUT multipliers ("mul", the fixed-point baseline).
+KINDS = {"SP2": ("sp2",), "FIXED4": ("dsp", "booth", "mul"), "FIXED8": ("dsp", "mul")}
+CODE_BITS = {"SP2": 4, "FIXED4": 4, "FIXED8": 8}
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    rows: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    target: str = "generic"
+    t_k: int = 8
+    act_bits: int = 8  # lane activation width: signed act_bits (unsigned 8-bit layers use an offset)
+    groups: dict[str, GroupConfig] = field(default_factory=lambda: {
+        "SP2": GroupConfig(8, "sp2"), "FIXED4": GroupConfig(4, "dsp"), "FIXED8": GroupConfig(2, "dsp")})
+    max_k: int = 1024  # activation buffer: K_pad elements per pixel
+    max_rows: int = 64  # rows per group per layer the row-table and code memories hold
+    acc_bits: int = 32
+    out_bits: int = 16
+
+    def __post_init__(self) -> None:
+        groups = {g: (v if isinstance(v, GroupConfig) else GroupConfig(**v)) for g, v in self.groups.items()}
+        object.__setattr__(self, "groups", groups)
+        problems = []
+        if self.target not in TARGETS:
+            problems.append(f"target {self.target!r} is not one of {', '.join(TARGETS)}")
+        if set(groups) != set(GROUPS):
+            problems.append(f"groups must be exactly {', '.join(GROUPS)}")
+        for g, gc in groups.items():
+            if g in KINDS and gc.kind not in KINDS[g]:
+                problems.append(f"group {g}: kind {gc.kind!r} is not one of {', '.join(KINDS[g])}")
+            if gc.rows < 0:
+                problems.append(f"group {g}: rows must be >= 0")
+        if groups.get("FIXED4") and groups["FIXED4"].kind == "dsp" and groups["FIXED4"].rows % 2:
+            problems.append("group FIXED4 on DSPs packs two rows per multiplier: rows must be even")
+        if self.t_k < 1 or self.t_k & (self.t_k - 1):
+            problems.append(f"t_k must be a power of two, got {self.t_k}")
+        if self.act_bits not in (4, 8):
+            problems.append(f"act_bits must be 4 or 8, got {self.act_bits}")
+        if self.max_k % self.t_k or self.max_k < self.t_k:
+            problems.append(f"max_k ({self.max_k}) must be a positive multiple of t_k ({self.t_k})")
+        if not 16 <= self.acc_bits <= 32:
+            problems.append(f"acc_bits must be 16..32, got {self.acc_bits}")
+        if problems:
+            raise RowmixError("array config: " + "; ".join(problems))
+
+    # -- derived sizes ---------------------------------------------------------------------------
+    @property
+    def max_steps(self) -> int:
+        return self.max_k // self.t_k
+
+    def max_tiles(self, group: str) -> int:
+        rows = self.groups[group].rows
+        return -(-self.max_rows // rows) if rows else 0
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.t_k * sum(g.rows for g in self.groups.values())
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["groups"] = {g: asdict(v) for g, v in self.groups.items()}
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ArrayConfig":
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise RowmixError(f"array config: {e}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ArrayConfig":
+        try:
+            d = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise RowmixError(f"{path}: cannot read array config ({e})") from None
+        return cls.from_json(d)

@@ -1,0 +1,121 @@
+"""A group's row lanes: t_k MAC lanes per row, a pipelined adder tree, an accumulator per row.
+
+Inputs arrive aligned with their tags (valid, first and last step of a row tile). Every row lane
+forms its t_k products (SP2 shift-add, Booth, plain multiply, or DSP), registers them, sums them in
+a tree with one register per level, and accumulates; on the last step of a tile the final sums are
+captured into hold registers that the requantization drain reads while the next tile accumulates.
+Every group of the engine has the same latency (`tree_levels` is shared), so groups run in
+lockstep on one activation stream.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.data import ArrayLayout
+from amaranth.lib.wiring import In, Out
+
+from . import dsp, lanes
+from .config import CODE_BITS, GroupConfig
+
+PRODUCT_STAGES = 1  # products (or DSP outputs) are registered once
+
+
+def tree_inputs(kind: str, t_k: int) -> int:
+    """Terms per row lane: one per MAC (two Booth digits for Booth lanes) plus the sign popcount."""
+    return t_k * (2 if kind == "booth" else 1) + 1
+
+
+def tree_levels(n_inputs: int) -> int:
+    return max(1, (n_inputs - 1).bit_length())
+
+
+class GroupDatapath(wiring.Component):
+    def __init__(self, group: str, cfg: GroupConfig, t_k: int, act_width: int, acc_bits: int, target: str,
+                 levels: int) -> None:
+        self.group, self.cfg, self.t_k, self.act_width = group, cfg, t_k, act_width
+        self.acc_bits, self.target, self.levels = acc_bits, target, levels
+        self.code_bits = CODE_BITS[group]
+        if levels < tree_levels(tree_inputs(cfg.kind, t_k)):
+            raise ValueError(f"{levels} tree levels cannot sum {tree_inputs(cfg.kind, t_k)} terms")
+        super().__init__({
+            "act": In(t_k * act_width),
+            "codes": In(cfg.rows * t_k * self.code_bits),
+            "valid": In(1),
+            "first": In(1),
+            "last": In(1),
+            "hold": Out(ArrayLayout(signed(acc_bits), cfg.rows)),
+            "captured": Out(1),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from aligned inputs to the hold registers."""
+        return PRODUCT_STAGES + self.levels + 1
+
+    def _code(self, row: int, j: int):
+        base = (row * self.t_k + j) * self.code_bits
+        return self.codes[base : base + self.code_bits]
+
+    def elaborate(self, platform):
+        m = Module()
+        t_k, aw, rows, kind = self.t_k, self.act_width, self.cfg.rows, self.cfg.kind
+        acts = [self.act[j * aw : (j + 1) * aw].as_signed() for j in range(t_k)]
+
+        # Stage P: registered terms per row (folded negations) and the popcount of their signs.
+        row_terms: list[list] = [[] for _ in range(rows)]
+        if kind in ("sp2", "booth", "mul"):
+            build = {"sp2": lanes.sp2_terms, "booth": lanes.booth_terms, "mul": lanes.mul_terms}[kind]
+            width = aw + max(4, self.code_bits) + 1
+            for r in range(rows):
+                negs = []
+                for j in range(t_k):
+                    for term, neg in build(m, self._code(r, j), acts[j]):
+                        reg = Signal(signed(width))
+                        m.d.sync += reg.eq(lanes.folded(term, neg, width))
+                        row_terms[r].append(reg)
+                        negs.append(neg)
+                count = Signal(range(len(negs) + 1))
+                m.d.sync += count.eq(sum(negs) if negs else 0)
+                row_terms[r].append(count)
+        else:  # DSP: pairs of rows share a multiplier (FIXED4 packed; iCE40 dual 8x8), or one each
+            paired = self.group == "FIXED4" or self.target == "ice40"
+            for r in range(0, rows, 2 if paired else 1):
+                for j in range(t_k):
+                    if paired and r + 1 < rows:
+                        hi, lo = dsp.pair_product(m, self.target, self._code(r, j), self._code(r + 1, j), acts[j])
+                        row_terms[r].append(hi)
+                        row_terms[r + 1].append(lo)
+                    else:
+                        row_terms[r].append(dsp.product(m, self._code(r, j), acts[j]))
+
+        # Pipelined adder trees, then pad to the shared number of levels.
+        sums = []
+        for r in range(rows):
+            level = row_terms[r]
+            for _ in range(self.levels):
+                nxt = []
+                for i in range(0, len(level), 2):
+                    s = Signal(signed(self.acc_bits))
+                    m.d.sync += s.eq(level[i] + level[i + 1] if i + 1 < len(level) else level[i])
+                    nxt.append(s)
+                level = nxt
+            sums.append(level[0])
+
+        # Tags travel with the data.
+        tags = [(self.valid, self.first, self.last)]
+        for _ in range(PRODUCT_STAGES + self.levels):
+            v, f, l = Signal(), Signal(), Signal()
+            m.d.sync += [v.eq(tags[-1][0]), f.eq(tags[-1][1]), l.eq(tags[-1][2])]
+            tags.append((v, f, l))
+        valid, first, last = tags[-1]
+
+        m.d.sync += self.captured.eq(valid & last)
+        for r in range(rows):
+            acc = Signal(signed(self.acc_bits))
+            nxt = Mux(first, sums[r], acc + sums[r])
+            with m.If(valid):
+                m.d.sync += acc.eq(nxt)
+                with m.If(last):
+                    m.d.sync += self.hold[r].eq(nxt)
+        return m

@@ -1,0 +1,75 @@
+"""DSP multipliers for FIXED rows, per target, all with one registered output stage.
+
+FIXED-4 rows are processed two at a time: both rows multiply the same activation, so one
+multiplier computes `(w1 << S + w2) * a = (w1 a) << S + w2 a` and the two products are unpacked
+exactly, `lo = sign_extend(P[S-1:0])`, `hi = (P >> S) + P[S-1]` (the borrow of a negative `lo`),
+which holds while `|w2 a| < 2^(S-1)`: 4-bit weights times 8-bit signed activations need
+`|w a| <= 8 * 128 = 1024 < 2^11`, so S = 12 and `|A| <= 7 * 2^12 + 8 < 2^15` fits the 16-bit
+(SB_MAC16 16x16), 18-bit (MULT18X18D) and 25-bit (DSP48E1) multiplier ports that Yosys infers
+from `*`. Unpacking every product (depth 1) keeps the bound independent of K.
+
+On iCE40 the SB_MAC16 is instantiated in its native dual 8x8 mode instead (two independent signed
+8x8 products, registered, no packing needed), which also pairs FIXED-8 rows; Yosys's `-dsp`
+inference knows only the 16x16 mode.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, ClockSignal, Instance, Module, Signal, Value, signed
+
+PACK_SHIFT = 12
+
+
+def packed_operand(w_hi: Value, w_lo: Value) -> Value:
+    return (w_hi.as_signed() << PACK_SHIFT) + w_lo.as_signed()
+
+
+def check_pack_bound(code_bits: int, act_width: int) -> None:
+    """The generator's assertion of the exact-unpacking bound (notes/algorithms.md 6.2)."""
+    bound = (1 << (code_bits - 1)) * (1 << (act_width - 1))  # |w| <= 2^(b-1), |a| <= 2^(A-1)
+    if bound >= 1 << (PACK_SHIFT - 1):
+        raise ValueError(f"packed DSP unpacking needs |w a| < 2^{PACK_SHIFT - 1}, got up to {bound}")
+
+
+def _signed8(m: Module, v: Value) -> Value:
+    s8 = Signal(signed(8))
+    m.d.comb += s8.eq(v.as_signed())
+    return s8
+
+
+def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> tuple[Value, Value]:
+    """Registered products (w_hi * a, w_lo * a) of two rows sharing one multiplier (codes up to
+    8 bits on iCE40's dual 8x8 mode, up to 4 bits packed elsewhere)."""
+    code_bits = max(len(w_hi), len(w_lo))
+    pw = len(a) + code_bits
+    hi, lo = Signal(signed(pw)), Signal(signed(pw))
+    if target == "ice40":
+        if len(a) > 8 or code_bits > 8:
+            raise ValueError("SB_MAC16 dual 8x8 mode takes at most 8-bit operands")
+        o = Signal(32)
+        m.submodules += Instance(
+            "SB_MAC16",
+            p_MODE_8x8=1, p_A_SIGNED=1, p_B_SIGNED=1, p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
+            p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,
+            i_CLK=ClockSignal("sync"), i_CE=1,
+            i_A=Cat(_signed8(m, w_lo), _signed8(m, w_hi)), i_B=Cat(_signed8(m, a), _signed8(m, a)),
+            i_C=0, i_D=0, i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
+            i_ORSTTOP=0, i_ORSTBOT=0, i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
+            i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+            o_O=o,
+        )
+        m.d.comb += [hi.eq(o[16:32].as_signed()), lo.eq(o[0:16].as_signed())]
+        return hi, lo
+    check_pack_bound(code_bits, len(a))
+    p = Signal(signed(len(a) + PACK_SHIFT + code_bits + 1))
+    m.d.sync += p.eq(packed_operand(w_hi, w_lo) * a)
+    m.d.comb += [lo.eq(p[:PACK_SHIFT].as_signed()), hi.eq((p >> PACK_SHIFT) + p[PACK_SHIFT - 1])]
+    return hi, lo
+
+
+def product(m: Module, w: Value, a: Value) -> Value:
+    """One registered product `w * a` (FIXED-8 rows off iCE40): Yosys maps it to MULT18X18D on
+    ECP5 and DSP48E1 on Xilinx."""
+    p = Signal(signed(len(a) + len(w)))
+    m.d.sync += p.eq(w.as_signed() * a)
+    return p

@@ -1,0 +1,383 @@
+"""The layer engine: one MAC layer of a rowmix artifact at a time, one output pixel after another.
+
+Streams (amaranth.lib.stream, valid/ready):
+- `cfg`: 32-bit configuration words (header, per-group row tables, per-group codes; see
+  protocol.py) that load one layer tile; accepted only while the engine is idle.
+- `act`: one activation vector per output pixel (the im2col column, K_pad = S * t_k elements), t_k
+  8-bit elements per beat, `last` on the vector's final beat.
+- `out`: the pixel's R output codes in channel order, one per beat, `last` on channel R - 1.
+
+Schedule: the three row groups (SP2, FIXED4, FIXED8) run in lockstep on the broadcast activation
+vector. A pixel is T = max_g ceil(R_g / rows_g) tile slots of P = max(S, total row lanes) cycles;
+in the first S cycles of a slot each group issues the codes of its current row tile. The last step
+of a tile captures every row lane's accumulator into hold registers, which one shared
+requantization unit drains (one row per cycle, hence P >= total row lanes) into a two-bank output
+buffer at the row's channel. Activation vectors are double-buffered (the next one loads while the
+current one computes) and so are output pixels (one streams out while the next computes), so a
+layer of N pixels takes about N * T * P cycles; cycles.py models it exactly.
+
+Unsigned 8-bit activations (0..255) enter the signed 8-bit lanes as `a - 128` (the MSB flipped) when
+the layer's `offset` flag is set; the host folds `128 * sum_k w_rk` into each row's bias, an exact
+identity that lets every lane and DSP use signed operands.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..formats import GROUPS
+from . import requant as rq
+from .config import CODE_BITS, ArrayConfig
+from .datapath import GroupDatapath, tree_inputs, tree_levels
+
+MAGIC = 0x524D5801  # "RMX", protocol version 1
+HEADER_WORDS = 8
+ROW_WORDS = 3
+CHANNEL_BITS = 12
+ACT_BEAT_BITS = 8  # activation element width on the stream
+DRAIN_OVERHEAD = 2
+
+
+def row_layout(acc_bits: int) -> data.StructLayout:
+    return data.StructLayout({"bias": signed(acc_bits), "m0": rq.M_BITS, "n": rq.N_BITS,
+                              "channel": CHANNEL_BITS, "valid": 1})
+
+
+def words_per_slice(cfg: ArrayConfig, group: str) -> int:
+    return -(-cfg.t_k * CODE_BITS[group] // 32)
+
+
+def pipeline_latency(cfg: ArrayConfig) -> int:
+    """Cycles from a step's issue to the capture of its tile (memory read + datapath)."""
+    return 1 + 1 + shared_levels(cfg) + 1
+
+
+def shared_levels(cfg: ArrayConfig) -> int:
+    return max(tree_levels(tree_inputs(g.kind, cfg.t_k)) for g in cfg.groups.values())
+
+
+def lane_act_width(cfg: ArrayConfig) -> int:
+    return 8 if cfg.act_bits == 8 else 5
+
+
+class LayerEngine(wiring.Component):
+    def __init__(self, cfg: ArrayConfig) -> None:
+        self.cfg = cfg
+        self.active_groups = [g for g in GROUPS if cfg.groups[g].rows > 0]
+        super().__init__({
+            "config": In(stream.Signature(data.StructLayout({"data": 32, "last": 1}))),
+            "act": In(stream.Signature(data.StructLayout({"data": cfg.t_k * ACT_BEAT_BITS, "last": 1}))),
+            "out": Out(stream.Signature(data.StructLayout({"data": signed(cfg.out_bits), "last": 1}))),
+            "busy": Out(1),
+            "configured": Out(1),
+            "error": Out(1),
+            "cycles": Out(32),  # cycles spent with work in flight since the layer was configured
+            "pixels": Out(32),  # output pixels streamed since the layer was configured
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        t_k, steps_max = cfg.t_k, cfg.max_steps
+        aw = lane_act_width(cfg)
+        groups = self.active_groups
+        rows = {g: cfg.groups[g].rows for g in groups}
+        total_rows = sum(rows.values())
+        max_tiles = {g: cfg.max_tiles(g) for g in groups}
+        layout = row_layout(cfg.acc_bits)
+
+        # ---- layer registers (header) ---------------------------------------------------------
+        S = Signal(range(steps_max + 1))
+        R = Signal(range(cfg.max_rows + 1))
+        tiles = {g: Signal(range(max_tiles[g] + 1), name=f"tiles_{g}") for g in groups}
+        T = Signal(range(max(max_tiles.values(), default=0) + 1))
+        lo = Signal(signed(cfg.out_bits))
+        hi = Signal(signed(cfg.out_bits))
+        offset = Signal()
+        # P: a tile slot must cover the S steps and the drain of every row lane (+2: table read and
+        # hold read latency), so hold registers are read before the next tile overwrites them
+        period = Signal(range(max(steps_max, total_rows + DRAIN_OVERHEAD) + 1))
+        m.d.comb += period.eq(Mux(S > total_rows + DRAIN_OVERHEAD, S, total_rows + DRAIN_OVERHEAD))
+        t_max = Const(0, T.shape())
+        for g in groups:
+            t_max = Mux(tiles[g] > t_max, tiles[g], t_max)
+        m.d.comb += T.eq(t_max)
+
+        # ---- memories --------------------------------------------------------------------------
+        m.submodules.act_mem = act_mem = Memory(shape=t_k * aw, depth=2 * steps_max, init=[])
+        act_w, act_r = act_mem.write_port(), act_mem.read_port()
+        code_mem, code_w, code_r, table_w, table_r, datapaths = {}, {}, {}, {}, {}, {}
+        levels = shared_levels(cfg)
+        for g in groups:
+            slice_bits = t_k * CODE_BITS[g]
+            mem = Memory(shape=rows[g] * slice_bits, depth=max_tiles[g] * steps_max, init=[])
+            m.submodules[f"codes_{g}"] = mem
+            code_w[g], code_r[g] = mem.write_port(granularity=slice_bits), mem.read_port()
+            tab = Memory(shape=layout, depth=max_tiles[g] * rows[g], init=[])
+            m.submodules[f"rows_{g}"] = tab
+            table_w[g], table_r[g] = tab.write_port(), tab.read_port()
+            dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels)
+            m.submodules[f"datapath_{g}"] = datapaths[g] = dp
+        m.submodules.out_mem = out_mem = Memory(shape=signed(cfg.out_bits), depth=2 * cfg.max_rows, init=[])
+        out_w, out_r = out_mem.write_port(), out_mem.read_port()
+
+        # ---- engine state shared by the processes ----------------------------------------------
+        act_full = Signal(2)  # activation bank holds a complete vector
+        out_busy = Signal(2)  # output bank reserved from its pixel's first issue until streamed
+        out_full = Signal(2)  # output bank holds a complete pixel
+        issuing = Signal()
+        draining = Signal()
+        inflight = Signal(range(pipeline_latency(cfg) + rq.LATENCY + 4))
+        configured = Signal()
+        error = Signal()
+        m.d.comb += [self.configured.eq(configured), self.error.eq(error)]
+        idle = ~issuing & ~draining & (act_full == 0) & (out_busy == 0) & (out_full == 0) & (inflight == 0)
+        busy = Signal()
+        m.d.comb += self.busy.eq(busy)
+
+        # ---- configuration loader --------------------------------------------------------------
+        hdr = Signal(range(HEADER_WORDS))
+        done_section = 1 + 2 * len(groups)
+        section = Signal(range(done_section + 1))  # 0 header, then row tables, then codes
+        c_tile = Signal(range(max(max_tiles.values(), default=1) + 1))
+        c_lane = Signal(range(max(rows.values(), default=1) + 1))
+        c_word = Signal(range(4))
+        c_step = Signal(range(steps_max + 1))
+        buf = Signal(32 * 2)  # earlier words of a row entry or code slice
+        word = self.config.payload.data
+        loading = section != 0
+        m.d.comb += self.config.ready.eq(idle | loading)
+        accept = self.config.valid & self.config.ready
+        sections = [(1 + i, g, "rows") for i, g in enumerate(groups)] + \
+                   [(1 + len(groups) + i, g, "codes") for i, g in enumerate(groups)]
+
+        def after(sec: int):
+            """The first non-empty section after `sec` (tile counts are in registers by then)."""
+            target = Const(done_section, section.shape())
+            for s_, g, _ in reversed(sections):
+                if s_ > sec:
+                    target = Mux(tiles[g] != 0, s_, target)
+            return target
+
+        finishing = Signal()  # this word completes the configuration
+        with m.If(accept):
+            m.d.sync += configured.eq(0)
+            with m.Switch(section):
+                with m.Case(0):
+                    with m.Switch(hdr):
+                        with m.Case(0):
+                            m.d.sync += error.eq(word != MAGIC)  # a new layer clears old errors
+                        with m.Case(1):
+                            m.d.sync += S.eq(word)
+                        with m.Case(2):
+                            m.d.sync += R.eq(word)
+                        for i, g in enumerate(GROUPS):
+                            if g in tiles:
+                                with m.Case(3 + i):
+                                    m.d.sync += tiles[g].eq(word)
+                        with m.Case(6):
+                            m.d.sync += [lo.eq(word[:16].as_signed()), hi.eq(word[16:].as_signed())]
+                        with m.Case(7):
+                            m.d.sync += offset.eq(word[0])
+                    m.d.sync += hdr.eq(hdr + 1)
+                    with m.If(hdr == HEADER_WORDS - 1):
+                        nxt = after(0)
+                        m.d.sync += [hdr.eq(0), c_tile.eq(0), c_lane.eq(0), c_word.eq(0), c_step.eq(0), section.eq(nxt)]
+                        m.d.comb += finishing.eq(nxt == done_section)
+                for sec, g, kind in sections:
+                    with m.Case(sec):
+                        last_tile = c_tile == tiles[g] - 1
+                        last_lane = c_lane == rows[g] - 1
+                        n_words = ROW_WORDS if kind == "rows" else words_per_slice(cfg, g)
+                        full = Cat(buf, word)[32 * (3 - n_words):]  # this item's words, first word lowest
+                        m.d.sync += c_word.eq(c_word + 1)
+                        with m.If(c_word < n_words - 1):
+                            m.d.sync += buf.eq(Cat(buf[32:], word))
+                        with m.Else():
+                            m.d.sync += [c_word.eq(0), c_lane.eq(c_lane + 1)]
+                            if kind == "rows":
+                                entry = Signal(layout)
+                                m.d.comb += [
+                                    entry.bias.eq(full[0:32].as_signed()), entry.m0.eq(full[32:48]),
+                                    entry.n.eq(full[48:54]), entry.channel.eq(full[64 : 64 + CHANNEL_BITS]),
+                                    entry.valid.eq(full[80]),
+                                    table_w[g].addr.eq(c_tile * rows[g] + c_lane), table_w[g].data.eq(entry),
+                                    table_w[g].en.eq(1),
+                                ]
+                                end_of_tile = last_lane
+                            else:
+                                slice_bits = t_k * CODE_BITS[g]
+                                m.d.comb += [
+                                    code_w[g].addr.eq(c_tile * S + c_step),
+                                    code_w[g].data.eq(full[:slice_bits].replicate(rows[g])),
+                                    code_w[g].en.eq(1 << c_lane),
+                                ]
+                                end_of_tile = last_lane & (c_step == S - 1)
+                                with m.If(last_lane):
+                                    m.d.sync += [c_lane.eq(0), c_step.eq(c_step + 1)]
+                            with m.If(last_lane):
+                                m.d.sync += c_lane.eq(0)
+                            with m.If(end_of_tile):
+                                m.d.sync += [c_step.eq(0), c_tile.eq(c_tile + 1)]
+                                with m.If(last_tile):
+                                    nxt = after(sec)
+                                    m.d.sync += [c_tile.eq(0), section.eq(nxt)]
+                                    m.d.comb += finishing.eq(nxt == done_section)
+            with m.If(finishing):
+                m.d.sync += [section.eq(0), configured.eq(~error & self.config.payload.last)]
+            with m.If(finishing != self.config.payload.last):
+                m.d.sync += error.eq(1)  # the word stream is shorter or longer than its header says
+
+        # ---- activation loader -------------------------------------------------------------------
+        l_bank = Signal()
+        l_step = Signal(range(steps_max + 1))
+        free = ~act_full.bit_select(l_bank, 1)
+        m.d.comb += self.act.ready.eq(configured & free)
+        elems = []
+        for j in range(t_k):
+            e = self.act.payload.data[j * ACT_BEAT_BITS : (j + 1) * ACT_BEAT_BITS]
+            e = Mux(offset, e ^ 0x80, e)  # unsigned 0..255 -> signed a - 128
+            elems.append(e[:aw])  # 4-bit configs keep 5 signed bits: 0..15 and -7..7 both fit
+        m.d.comb += [act_w.addr.eq(l_bank * steps_max + l_step), act_w.data.eq(Cat(*elems))]
+        with m.If(self.act.valid & self.act.ready):
+            m.d.comb += act_w.en.eq(1)
+            m.d.sync += l_step.eq(l_step + 1)
+            end = l_step == S - 1
+            with m.If(end != self.act.payload.last):
+                m.d.sync += error.eq(1)  # vector length differs from K_pad / t_k
+            with m.If(end):
+                m.d.sync += [l_step.eq(0), l_bank.eq(~l_bank), act_full.bit_select(l_bank, 1).eq(1)]
+
+        # ---- issue: tiles and steps of one pixel ------------------------------------------------
+        i_bank = Signal()  # activation and output bank of the pixel being issued
+        i_tile = Signal.like(T)
+        i_slot = Signal.like(period)
+        base = {g: Signal(range(max_tiles[g] * steps_max + 1), name=f"base_{g}") for g in groups}
+        start = configured & act_full.bit_select(i_bank, 1) & ~out_busy.bit_select(i_bank, 1)
+        issue = Signal()  # a step is issued this cycle
+        step_last = i_slot == S - 1
+        with m.If(~issuing):
+            with m.If(start):
+                m.d.sync += [issuing.eq(1), i_tile.eq(0), i_slot.eq(0), out_busy.bit_select(i_bank, 1).eq(1)]
+                m.d.sync += [base[g].eq(0) for g in groups]
+        with m.Else():
+            m.d.comb += issue.eq(i_slot < S)
+            m.d.sync += i_slot.eq(i_slot + 1)
+            with m.If(i_slot == period - 1):
+                m.d.sync += [i_slot.eq(0), i_tile.eq(i_tile + 1)]
+                m.d.sync += [base[g].eq(base[g] + S) for g in groups]
+                with m.If(i_tile == T - 1):  # pixel issued: free its activations, next pixel
+                    m.d.sync += [act_full.bit_select(i_bank, 1).eq(0), i_bank.eq(~i_bank)]
+                    nxt_ok = configured & act_full.bit_select(~i_bank, 1) & ~out_busy.bit_select(~i_bank, 1)
+                    with m.If(nxt_ok):
+                        m.d.sync += [i_tile.eq(0), out_busy.bit_select(~i_bank, 1).eq(1)]
+                        m.d.sync += [base[g].eq(0) for g in groups]
+                    with m.Else():
+                        m.d.sync += issuing.eq(0)
+        m.d.comb += [act_r.addr.eq(i_bank * steps_max + i_slot), act_r.en.eq(1)]
+        # tags one cycle later, aligned with the memory outputs
+        v_tag = {g: Signal(name=f"valid_{g}") for g in groups}
+        f_tag, l_tag = Signal(), Signal()
+        m.d.sync += [f_tag.eq(i_slot == 0), l_tag.eq(step_last)]
+        for g in groups:
+            m.d.comb += [code_r[g].addr.eq(base[g] + i_slot), code_r[g].en.eq(1)]
+            m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
+            dp = datapaths[g]
+            m.d.comb += [dp.act.eq(act_r.data), dp.codes.eq(code_r[g].data), dp.valid.eq(v_tag[g]),
+                         dp.first.eq(f_tag), dp.last.eq(l_tag)]
+
+        # Tile descriptors travel to the drain with the data: (tile, output bank, last tile of pixel).
+        delay = pipeline_latency(cfg)
+        desc = [(Signal.like(i_tile), Signal(), Signal(), Signal())]
+        m.d.comb += [desc[0][0].eq(i_tile), desc[0][1].eq(i_bank), desc[0][2].eq(i_tile == T - 1),
+                     desc[0][3].eq(issue & step_last)]
+        for k in range(delay):
+            d = (Signal.like(i_tile), Signal(), Signal(), Signal())
+            m.d.sync += [a.eq(b) for a, b in zip(d, desc[-1])]
+            desc.append(d)
+        cap_tile, cap_bank, cap_lastpix, captured = desc[-1]
+        pending = Signal(range(delay + 2))  # tiles issued but not yet captured
+        inc, dec = issue & step_last, captured
+        m.d.sync += pending.eq(pending + inc - dec)
+
+        # ---- drain: hold registers -> row tables -> requantization -> output buffer ----------------
+        m.submodules.requant = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS)
+        d_index = Signal(range(total_rows + 1))
+        d_tile, d_bank, d_lastpix = Signal.like(i_tile), Signal(), Signal()
+        d_active = {g: Signal(name=f"active_{g}") for g in groups}
+        with m.If(captured):
+            m.d.sync += [draining.eq(1), d_index.eq(0), d_tile.eq(cap_tile), d_bank.eq(cap_bank),
+                         d_lastpix.eq(cap_lastpix)]
+            m.d.sync += [d_active[g].eq(cap_tile < tiles[g]) for g in groups]
+        with m.Elif(draining):
+            m.d.sync += d_index.eq(d_index + 1)
+            with m.If(d_index == total_rows - 1):
+                m.d.sync += draining.eq(0)
+        # stage 1: row-table read; stage 2: entry + hold value into the requant unit
+        sel_group = Signal(range(len(groups) + 1))
+        sel_lane = Signal(range(max(rows.values(), default=1)))
+        s_valid, s_bank, s_end = Signal(), Signal(), Signal()
+        offset_ = 0
+        for gi, g in enumerate(groups):
+            lane = d_index - offset_
+            in_g = (d_index >= offset_) & (d_index < offset_ + rows[g])
+            m.d.comb += [table_r[g].addr.eq(d_tile * rows[g] + lane), table_r[g].en.eq(1)]
+            with m.If(draining & in_g):
+                m.d.sync += [sel_group.eq(gi), sel_lane.eq(lane), s_valid.eq(d_active[g])]
+            offset_ += rows[g]
+        m.d.sync += [s_bank.eq(d_bank), s_end.eq(draining & (d_index == total_rows - 1) & d_lastpix)]
+        with m.If(~draining):
+            m.d.sync += s_valid.eq(0)
+        entry = Signal(layout)
+        hold_val = Signal(signed(cfg.acc_bits))
+        for gi, g in enumerate(groups):
+            with m.If(sel_group == gi):
+                m.d.comb += [entry.eq(table_r[g].data), hold_val.eq(datapaths[g].hold[sel_lane])]
+        m.d.comb += [requ.acc.eq(hold_val + entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
+                     requ.lo.eq(lo), requ.hi.eq(hi), requ.channel.eq(entry.channel),
+                     requ.valid.eq(s_valid & entry.valid)]
+        # bank and pixel-end flags travel alongside the requant pipeline
+        bank_line, end_line = [s_bank], [s_end]
+        for _ in range(rq.LATENCY):
+            b, e = Signal(), Signal()
+            m.d.sync += [b.eq(bank_line[-1]), e.eq(end_line[-1])]
+            bank_line.append(b)
+            end_line.append(e)
+        m.d.comb += [out_w.addr.eq(bank_line[-1] * cfg.max_rows + requ.y_channel), out_w.data.eq(requ.y),
+                     out_w.en.eq(requ.y_valid)]
+        with m.If(end_line[-1]):
+            m.d.sync += out_full.bit_select(bank_line[-1], 1).eq(1)
+        tail = Signal(range(rq.LATENCY + 3))  # drain results still inside the requant pipeline
+        with m.If(draining | s_valid):
+            m.d.sync += tail.eq(rq.LATENCY + 2)
+        with m.Elif(tail != 0):
+            m.d.sync += tail.eq(tail - 1)
+        m.d.comb += inflight.eq(pending + tail)
+
+        # ---- output streamer ---------------------------------------------------------------------
+        o_bank = Signal()
+        o_chan = Signal(range(cfg.max_rows + 1))
+        m.submodules.out_fifo = ofifo = fifo.SyncFIFOBuffered(width=cfg.out_bits + 1, depth=4)
+        rd_pending = Signal()
+        can_read = out_full.bit_select(o_bank, 1) & (o_chan < R) & (ofifo.level + rd_pending < 3)
+        m.d.comb += [out_r.addr.eq(o_bank * cfg.max_rows + o_chan), out_r.en.eq(1)]
+        m.d.sync += rd_pending.eq(can_read)
+        rd_last = Signal()
+        m.d.sync += rd_last.eq(o_chan == R - 1)
+        with m.If(can_read):
+            m.d.sync += o_chan.eq(o_chan + 1)
+            with m.If(o_chan == R - 1):
+                m.d.sync += [o_chan.eq(0), o_bank.eq(~o_bank), out_full.bit_select(o_bank, 1).eq(0),
+                             out_busy.bit_select(o_bank, 1).eq(0), self.pixels.eq(self.pixels + 1)]
+        m.d.comb += [ofifo.w_data.eq(Cat(out_r.data, rd_last)), ofifo.w_en.eq(rd_pending)]
+        m.d.comb += [self.out.payload.data.eq(ofifo.r_data[:cfg.out_bits]), self.out.payload.last.eq(ofifo.r_data[-1]),
+                     self.out.valid.eq(ofifo.r_rdy), ofifo.r_en.eq(self.out.ready), busy.eq(~idle | ofifo.r_rdy)]
+
+        with m.If(accept & (section == 0) & (hdr == 0)):
+            m.d.sync += [self.cycles.eq(0), self.pixels.eq(0)]
+        with m.Elif(~idle | ofifo.r_rdy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+        return m

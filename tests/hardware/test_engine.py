@@ -1,0 +1,129 @@
+"""The layer engine in Amaranth's simulator against the golden model, bit for bit: random layers
+mixing all three row groups, R and K not multiples of the tiles, all-zero, negated and flushed rows,
+signed and unsigned 8-bit inputs, back-pressure, several array configurations, layers back to back."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from rowmix import golden
+from rowmix.artifact import TensorSpec
+from rowmix.formats import RequantSpec
+from rowmix.hardware import requant as rq
+from rowmix.hardware.config import ArrayConfig, GroupConfig
+
+from ..golden.layers import make_layer, random_input
+from .harness import Job, run_jobs
+
+SPEC = RequantSpec()
+
+
+def golden_outputs(layer, src, x_nhwc):
+    y = golden.mac_layer(layer, x_nhwc.astype(np.float32), golden.plan(layer, src, SPEC), SPEC)
+    return y.reshape(-1, layer.r).astype(np.int64)
+
+
+def vectors_of(layer, x_nhwc):
+    if layer.op == "linear":
+        return x_nhwc
+    return golden.im2col(x_nhwc, layer.kernel, layer.stride, layer.padding).reshape(-1, layer.k)
+
+
+def config(sp2=3, f4=2, f8=1, f4_kind="dsp", f8_kind="dsp", **kw):
+    groups = {"SP2": GroupConfig(sp2, "sp2"), "FIXED4": GroupConfig(f4, f4_kind), "FIXED8": GroupConfig(f8, f8_kind)}
+    base = dict(t_k=4, max_k=64, max_rows=16, groups=groups)
+    base.update(kw)
+    return ArrayConfig(**base)
+
+
+def check(cfg, layer, src, x, ready_prob=1.0):
+    out = run_jobs(cfg, [Job(layer, src, vectors_of(layer, x))], ready_prob=ready_prob)[0]
+    want = golden_outputs(layer, src, x)
+    bad = np.argwhere(out != want)
+    assert not len(bad), f"first mismatch at pixel {bad[0][0]}, channel {bad[0][1]}: " \
+                         f"expected {want[tuple(bad[0])]}, got {out[tuple(bad[0])]}"
+    assert len(np.unique(want)) >= 3  # the layer exercises real values, not a constant
+
+
+CASES = {
+    "3x3 pad, R=11 (tiles 4/2/2)": (dict(), dict(c=3, r=11, hw=(3, 4))),
+    "stride 2, K=45 not a multiple of t_k": (dict(), dict(c=5, r=7, stride=(2, 2), hw=(5, 5))),
+    "signed 8-bit input layer": (dict(), dict(c=2, r=9, in_bits=8, in_signed=True, out_bits=8, out_signed=True, hw=(3, 3))),
+    "unsigned 8-bit input (offset)": (dict(), dict(c=3, r=8, in_bits=8, kernel=(1, 1), padding=(0, 0), hw=(3, 3))),
+    "linear, 16-bit signed out": (dict(), dict(op="linear", c=21, r=10, out_bits=16, out_signed=True)),
+    "Booth FIXED4, plain FIXED8, t_k 8": (dict(f4_kind="booth", f8_kind="mul", t_k=8), dict(c=4, r=12, hw=(3, 3))),
+    "plain FIXED4 lanes, t_k 2": (dict(f4_kind="mul", t_k=2, max_k=64), dict(c=2, r=6, hw=(3, 3))),
+    "4-bit lanes (act_bits 4)": (dict(act_bits=4), dict(c=3, r=10, hw=(3, 3))),
+    "wide groups, one tile": (dict(sp2=4, f4=4, f8=2, t_k=8), dict(c=3, r=10, hw=(3, 3))),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_layer_matches_golden(case):
+    cfg_kw, layer_kw = CASES[case]
+    rng = np.random.default_rng(len(case))
+    layer, src = make_layer(rng, **layer_kw)
+    check(config(**cfg_kw), layer, src, random_input(rng, src, 1))
+
+
+def test_backpressure_and_flushed_rows():
+    rng = np.random.default_rng(7)
+    layer, src = make_layer(rng, c=3, r=11, hw=(3, 3), m_range=(1e-2, 1e-1))
+    m0 = layer.rows.m0.copy()
+    n = layer.rows.n.copy()
+    m0[3], n[3] = 0, 1  # flushed row: always 0
+    n[4] = 60  # very small multiplier: shift beyond the 48-bit register
+    m0[4] = 1 << 15
+    rows = dataclasses.replace(layer.rows, m0=m0, n=n)
+    layer = dataclasses.replace(layer, rows=rows)
+    check(config(), layer, src, random_input(rng, src, 1), ready_prob=0.4)
+
+
+def test_layers_back_to_back_reconfigure():
+    rng = np.random.default_rng(11)
+    cfg = config()
+    jobs, wants = [], []
+    for kw in (dict(c=3, r=9, hw=(3, 3)), dict(op="linear", c=13, r=5), dict(c=2, r=13, hw=(2, 3))):
+        layer, src = make_layer(rng, **kw)
+        x = random_input(rng, src, 2 if kw.get("op") == "linear" else 1)
+        jobs.append(Job(layer, src, vectors_of(layer, x)))
+        wants.append(golden_outputs(layer, src, x))
+    outs = run_jobs(cfg, jobs, ready_prob=0.7)
+    for out, want in zip(outs, wants):
+        assert np.array_equal(out, want)
+
+
+class NoRounding(rq.RequantUnit):
+    """A mutant requant unit that truncates instead of rounding half up."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        return m
+
+
+def test_a_mutated_rounding_fails_the_layer_test(monkeypatch):
+    from amaranth.hdl import Module, Mux, Signal, signed
+
+    original = rq.RequantUnit.elaborate
+
+    def truncating(self, platform):
+        m = Module()
+        pw = self.acc_bits + rq.M_BITS + 1
+        prod, shifted = Signal(signed(pw)), Signal(signed(pw))
+        n1 = Signal(rq.N_BITS)
+        lo1, hi1, lo2, hi2 = (Signal(signed(self.out_bits)) for _ in range(4))
+        ch1, ch2, v1, v2 = Signal.like(self.channel), Signal.like(self.channel), Signal(), Signal()
+        m.d.sync += [prod.eq(self.acc * self.m0), n1.eq(self.n), lo1.eq(self.lo), hi1.eq(self.hi),
+                     ch1.eq(self.channel), v1.eq(self.valid)]
+        m.d.sync += [shifted.eq(prod >> n1), lo2.eq(lo1), hi2.eq(hi1), ch2.eq(ch1), v2.eq(v1)]  # no rounding
+        m.d.sync += [self.y.eq(Mux(shifted < lo2, lo2, Mux(shifted > hi2, hi2, shifted))),
+                     self.y_channel.eq(ch2), self.y_valid.eq(v2)]
+        return m
+
+    monkeypatch.setattr(rq.RequantUnit, "elaborate", truncating)
+    rng = np.random.default_rng(0)
+    layer, src = make_layer(rng, c=3, r=11, hw=(3, 4))
+    with pytest.raises(AssertionError, match="first mismatch"):
+        check(config(), layer, src, random_input(rng, src, 1))
+    monkeypatch.setattr(rq.RequantUnit, "elaborate", original)
