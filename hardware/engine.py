@@ -362,7 +362,7 @@ class LayerEngine(wiring.Component):
         o_chan = Signal(range(cfg.max_rows + 1))
         m.submodules.out_fifo = ofifo = fifo.SyncFIFOBuffered(width=cfg.out_bits + 1, depth=4)
         rd_pending = Signal()
-        can_read = out_full.bit_select(o_bank, 1) & (o_chan < R) & (ofifo.level + rd_pending < 3)
+        can_read = out_full.bit_select(o_bank, 1) & (o_chan < R) & (ofifo.level + rd_pending < ofifo.depth)
         m.d.comb += [out_r.addr.eq(o_bank * cfg.max_rows + o_chan), out_r.en.eq(1)]
         m.d.sync += rd_pending.eq(can_read)
         rd_last = Signal()
