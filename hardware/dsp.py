@@ -56,7 +56,7 @@ def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> 
             i_C=0, i_D=0, i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
             i_ORSTTOP=0, i_ORSTBOT=0, i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
             i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
-            o_O=o,
+            o_O=o, o_CO=Signal(), o_ACCUMCO=Signal(), o_SIGNEXTOUT=Signal(),
         )
         m.d.comb += [hi.eq(o[16:32].as_signed()), lo.eq(o[0:16].as_signed())]
         return hi, lo

@@ -193,8 +193,9 @@ class LayerEngine(wiring.Component):
                         last_lane = c_lane == rows[g] - 1
                         n_words = ROW_WORDS if kind == "rows" else words_per_slice(cfg, g)
                         full = Cat(buf, word)[32 * (3 - n_words):]  # this item's words, first word lowest
+                        more = (c_word < n_words - 1) if n_words > 1 else Const(0)
                         m.d.sync += c_word.eq(c_word + 1)
-                        with m.If(c_word < n_words - 1):
+                        with m.If(more):
                             m.d.sync += buf.eq(Cat(buf[32:], word))
                         with m.Else():
                             m.d.sync += [c_word.eq(0), c_lane.eq(c_lane + 1)]
@@ -323,7 +324,7 @@ class LayerEngine(wiring.Component):
         offset_ = 0
         for gi, g in enumerate(groups):
             lane = d_index - offset_
-            in_g = (d_index >= offset_) & (d_index < offset_ + rows[g])
+            in_g = (d_index < offset_ + rows[g]) if offset_ == 0 else (d_index >= offset_) & (d_index < offset_ + rows[g])
             m.d.comb += [table_r[g].addr.eq(d_tile * rows[g] + lane), table_r[g].en.eq(1)]
             with m.If(draining & in_g):
                 m.d.sync += [sel_group.eq(gi), sel_lane.eq(lane), s_valid.eq(d_active[g])]

@@ -175,6 +175,50 @@ def golden(
               f" ({e.golden_images_per_second:.0f} images/s)" + (f"; {e.note}" if e.note else ""))
 
 
+class TargetChoice(str, Enum):
+    generic = "generic"
+    ice40 = "ice40"
+    ecp5 = "ecp5"
+    xc7 = "xc7"
+
+
+@app.command()
+def generate(
+    artifact: Annotated[Optional[Path], typer.Argument(help="Artifact directory (omit with --config for a bare array).")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory (replaced atomically).")] = Path("runs/rtl"),
+    target: Annotated[Optional[TargetChoice], typer.Option(help="generic (inferred *), ice40 (SB_MAC16), ecp5, xc7; "
+                                                                 "default: the config's, else generic.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Array configuration JSON (default: sized from the artifact).")] = None,
+    json_out: Json = False,
+) -> None:
+    """Generate the mixed-precision MAC array: Verilog, per-layer configuration streams, cycle and resource estimate."""
+    import dataclasses
+
+    from .artifact import read_artifact
+    from .hardware.config import ArrayConfig
+    from .hardware.generate import default_config, generate as gen
+
+    if artifact is None and config is None:
+        raise RowmixError("give an ARTIFACT, or --config ARRAY.json for a bare array")
+    art = read_artifact(artifact) if artifact is not None else None
+    if config is not None:
+        cfg = ArrayConfig.load(config)
+        if target is not None:
+            cfg = dataclasses.replace(cfg, target=target.value)
+    else:
+        cfg = default_config(art, target.value if target else "generic")
+    est = gen(art, cfg, out)
+    if json_out:
+        print(json.dumps({"out": str(out), **est}))
+        return
+    lanes = " ".join(f"{g}:{v['rows']}x{cfg.t_k} {v['kind']}" for g, v in cfg.to_json()["groups"].items())
+    err.print(f"wrote [bold]{out}[/bold]: {cfg.target} array, {cfg.macs_per_cycle} MACs/cycle ({lanes})")
+    if "per_image" in est:
+        p = est["per_image"]
+        err.print(f"per image: {p['cycles']} cycles, ideal {p['ideal_cycles']}, utilisation {100 * p['utilisation']:.1f} %, "
+                  f"{est['resources']['dsp']} DSPs, {est['resources']['memory_bits']} memory bits")
+
+
 @app.command()
 def flow(
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/flow"),

@@ -1,0 +1,90 @@
+"""What an array costs and how fast it runs a network: cycles per layer from the cycle model, ideal
+cycles and utilisation, DSP count and memory bits from the configuration."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..artifact import Artifact, MacLayer
+from ..formats import GROUPS
+from .config import CODE_BITS, ArrayConfig
+from .cycles import layer_cycles
+from .engine import CHANNEL_BITS, lane_act_width
+from .protocol import config_words
+from .requant import M_BITS, N_BITS
+
+# On-chip RAM block sizes in bits: iCE40 EBR 4 Kb, ECP5 DP16KD 18 Kb, Xilinx BRAM36 36 Kb.
+BLOCK_BITS = {"ice40": 4096, "ecp5": 18432, "xc7": 36864, "generic": 18432}
+
+
+def pixels_of(layer: MacLayer) -> int:
+    return int(math.prod(layer.out.shape[1:])) if layer.op == "conv" else 1
+
+
+def dsp_count(cfg: ArrayConfig) -> int:
+    n = 0
+    for g, gc in cfg.groups.items():
+        if gc.kind != "dsp":
+            continue
+        macs = gc.rows * cfg.t_k
+        paired = g == "FIXED4" or cfg.target == "ice40"
+        n += -(-macs // 2) if paired else macs
+    return n
+
+
+def memories(cfg: ArrayConfig) -> dict[str, dict[str, int]]:
+    """Every on-chip memory: width and depth (bits = width * depth)."""
+    mems = {"activations": {"width": cfg.t_k * lane_act_width(cfg), "depth": 2 * cfg.max_steps},
+            "outputs": {"width": cfg.out_bits, "depth": 2 * cfg.max_rows}}
+    row_bits = cfg.acc_bits + M_BITS + N_BITS + CHANNEL_BITS + 1
+    for g in GROUPS:
+        gc = cfg.groups[g]
+        if gc.rows:
+            mems[f"codes_{g}"] = {"width": gc.rows * cfg.t_k * CODE_BITS[g], "depth": cfg.max_tiles(g) * cfg.max_steps}
+            mems[f"rows_{g}"] = {"width": row_bits, "depth": cfg.max_tiles(g) * gc.rows}
+    for v in mems.values():
+        v["bits"] = v["width"] * v["depth"]
+    return mems
+
+
+def estimate(art: Artifact, cfg: ArrayConfig, lut_per_lane: dict[str, float] | None = None) -> dict[str, Any]:
+    """The estimate.json of `rowmix generate`."""
+    layers, total, ideal = [], 0, 0
+    for layer in art.mac_layers:
+        words, plan = config_words(layer, art.tensors[layer.input], cfg, art.requant)
+        c = layer_cycles(plan, cfg, pixels_of(layer))
+        layers.append({**c.to_json(), "config_words": int(len(words)), "rows_per_group": plan.rows,
+                       "tiles": plan.tiles, "offset": plan.offset})
+        total += c.cycles
+        ideal += c.ideal_cycles
+    mems = memories(cfg)
+    block = BLOCK_BITS[cfg.target]
+    lanes = {g: cfg.groups[g].rows * cfg.t_k for g in GROUPS}
+    luts = None
+    if lut_per_lane is not None:
+        luts = round(sum(lanes[g] * lut_per_lane.get(cfg.groups[g].kind + ("" if g != "FIXED8" else "8"), 0) for g in GROUPS))
+    return {
+        "target": cfg.target,
+        "array": cfg.to_json(),
+        "mac_lanes": lanes,
+        "macs_per_cycle": cfg.macs_per_cycle,
+        "layers": layers,
+        "per_image": {
+            "cycles": total,
+            "ideal_cycles": ideal,
+            "utilisation": ideal / total if total else 0.0,
+            "config_words": sum(l["config_words"] for l in layers),
+            "macs": sum(l["macs"] for l in layers),
+        },
+        "resources": {
+            "dsp": dsp_count(cfg),
+            "memory_bits": sum(m["bits"] for m in mems.values()),
+            "ram_blocks_estimate": sum(-(-m["bits"] // block) for m in mems.values() if m["bits"] > 1024),
+            "memories": mems,
+            "lane_luts_estimate": luts,
+            "note": "DSPs and memories follow from the configuration; LUTs of the MAC lanes come from the "
+                    "resource model's per-lane costs when available (rowmix bench hardware); Yosys "
+                    "(rowmix generate --synth) gives the whole design's numbers.",
+        },
+    }
