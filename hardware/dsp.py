@@ -15,7 +15,7 @@ inference knows only the 16x16 mode.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, ClockSignal, Instance, Module, Signal, Value, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, Value, signed
 
 PACK_SHIFT = 12
 
@@ -53,7 +53,7 @@ def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> 
             p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,
             i_CLK=ClockSignal("sync"), i_CE=1,
             i_A=Cat(_signed8(m, w_lo), _signed8(m, w_hi)), i_B=Cat(_signed8(m, a), _signed8(m, a)),
-            i_C=0, i_D=0, i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
+            i_C=Const(0, 16), i_D=Const(0, 16), i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
             i_ORSTTOP=0, i_ORSTBOT=0, i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
             i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
             o_O=o, o_CO=Signal(), o_ACCUMCO=Signal(), o_SIGNEXTOUT=Signal(),

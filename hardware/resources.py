@@ -46,12 +46,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import RowmixError
-from .config import CODE_BITS, KINDS, GroupConfig
+from .config import KINDS, GroupConfig
 from .devices import BOARDS, Board, get_board
 
 FORMAT = "rowmix-resource-model"
@@ -135,7 +135,7 @@ class LaneCost:
     dsp: float
     cells: dict[str, int]  # the unit's raw cell counts (whole unit, not per lane)
     tool: str
-    seconds: float  # synthesis time when it ran (0 for a cache hit is not used: the original time)
+    seconds: float  # Yosys run time (for a cache hit: the time of the run that filled the cache)
     cached: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -278,7 +278,8 @@ def _lane(lane_costs: Mapping[str, Any], target: str, group: str, kind: str, act
         c = lane_costs[target][group][kind][str(act_width)]
         float(c["lut"]), float(c["ff"]), float(c["dsp"])
     except (KeyError, TypeError, ValueError):
-        raise RowmixError(f"resource model: no lane cost for {target} {group}/{kind} with {act_width}-bit lanes") from None
+        raise RowmixError(f"resource model: no lane cost for {target} {group}/{kind} "
+                          f"with {act_width}-bit lanes") from None
     return c
 
 
@@ -320,8 +321,9 @@ def board_model(board: Board | str, lane_costs: Mapping[str, Any], act_bits: int
 
     def fill(dsp8: int) -> tuple[int, int, int, float]:
         n4, n8 = p4 * (n_dsp - dsp8), p8 * dsp8
-        fabric = (d4["lut"] * n4 + d8["lut"] * n8) if charge_dsp_fabric else 0.0
-        return max(0, math.floor((budget - fabric) / sp2["lut"] + 1e-9)), n4, n8, fabric
+        fabric = d4["lut"] * n4 + d8["lut"] * n8  # adder trees, accumulators, unpacking of the DSP lanes
+        lut_room = budget - (fabric if charge_dsp_fabric else 0.0)
+        return max(0, math.floor(lut_room / sp2["lut"] + 1e-9)), n4, n8, fabric
 
     # FIXED8 lanes = s * all lanes:  p8 D8 = s (N_L + p4 (D - D8) + p8 D8)  =>  D8 = s (N_L + p4 D) / (p8 (1-s) + s p4)
     dsp8, seen = 0, set()
@@ -332,6 +334,8 @@ def board_model(board: Board | str, lane_costs: Mapping[str, Any], act_bits: int
     n_l, n4, n8, fabric = fill(dsp8)
     lanes = {"SP2": n_l, "FIXED4": n4, "FIXED8": n8}
     total = sum(lanes.values())
+    if total == 0:
+        raise RowmixError(f"board {board.name}: the budget holds no MAC lane at all")
     fractions = {g: lanes[g] / total for g in GROUP_NAMES}
     ratio: dict[str, Any] = ratio_percentages(fractions)
     ratio["source"] = f"resource-model:{board.name}"
@@ -341,7 +345,7 @@ def board_model(board: Board | str, lane_costs: Mapping[str, Any], act_bits: int
         "lane_lut_budget": budget,
         "lanes": lanes, "macs_per_cycle": total, "dsp_macs_per_cycle": n_d,
         "dsps_used": {"FIXED4": n_dsp - dsp8, "FIXED8": dsp8},
-        "luts_used": {"SP2": n_l * sp2["lut"], "DSP lanes' fabric": fabric if charge_dsp_fabric else d4["lut"] * n4 + d8["lut"] * n8},
+        "luts_used": {"SP2": n_l * sp2["lut"], "DSP_fabric": fabric},
         "ffs_used": n_l * sp2["ff"] + n4 * d4["ff"] + n8 * d8["ff"],
         "ratio": ratio, "fractions": fractions,
         "sp2_share": n_l / total,
@@ -401,6 +405,7 @@ def suggest_array(board: Board, lane_costs: Mapping[str, Any], act_bits: int, fr
     usage = {"macs_per_cycle": t_k * total_rows, "dsps": dsps, "luts": luts,
              "lut_fraction_of_device": luts / dev.luts,
              "row_shares": {g: rows[g] / total_rows for g in GROUP_NAMES},
+             "ratio": ratio_percentages({g: rows[g] / total_rows for g in GROUP_NAMES}),
              "balanced_macs_per_cycle": t_k * min(rows[g] / fractions[g] for g in GROUP_NAMES if fractions[g] > 0)}
     return config, usage
 
@@ -464,13 +469,12 @@ def write_resource_model(path: str | Path, costs: Iterable[LaneCost] | None = No
     model = build_resource_model(costs, boards, fixed8_share=fixed8_share)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(model, indent=1) + "\n")
+        tmp.write_text(json.dumps(model, indent=1) + "\n")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return model
 
