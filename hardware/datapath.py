@@ -22,8 +22,8 @@ PRODUCT_STAGES = 1  # products (or DSP outputs) are registered once
 
 
 def tree_inputs(kind: str, t_k: int) -> int:
-    """Terms per row lane: one per MAC (two Booth digits for Booth lanes) plus the sign popcount."""
-    return t_k * (2 if kind == "booth" else 1) + 1
+    """Terms per row lane: one per MAC (two Booth digits for Booth lanes)."""
+    return t_k * (2 if kind == "booth" else 1)
 
 
 def tree_levels(n_inputs: int) -> int:
@@ -62,22 +62,21 @@ class GroupDatapath(wiring.Component):
         t_k, aw, rows, kind = self.t_k, self.act_width, self.cfg.rows, self.cfg.kind
         acts = [self.act[j * aw : (j + 1) * aw].as_signed() for j in range(t_k)]
 
-        # Stage P: registered terms per row (folded negations) and the popcount of their signs.
+        # Stage P: registered terms per row, with their (folded) negation bits.
         row_terms: list[list] = [[] for _ in range(rows)]
+        row_negs: list[list] = [[] for _ in range(rows)]
         if kind in ("sp2", "booth", "mul"):
             build = {"sp2": lanes.sp2_terms, "booth": lanes.booth_terms, "mul": lanes.mul_terms}[kind]
-            width = aw + max(4, self.code_bits) + 1
             for r in range(rows):
-                negs = []
                 for j in range(t_k):
                     for term, neg in build(m, self._code(r, j), acts[j]):
-                        reg = Signal(signed(width))
-                        m.d.sync += reg.eq(lanes.folded(term, neg, width))
+                        reg = Signal(signed(len(term)))  # the one's complement keeps the width
+                        m.d.sync += reg.eq(lanes.folded(term, neg))
                         row_terms[r].append(reg)
-                        negs.append(neg)
-                count = Signal(range(len(negs) + 1))
-                m.d.sync += count.eq(sum(negs) if negs else 0)
-                row_terms[r].append(count)
+                        if not (isinstance(neg, Const) and neg.value == 0):
+                            neg_reg = Signal()
+                            m.d.sync += neg_reg.eq(neg)
+                            row_negs[r].append(neg_reg)
         else:  # DSP: pairs of rows share a multiplier (FIXED4 packed; iCE40 dual 8x8), or one each
             paired = self.group == "FIXED4" or self.target == "ice40"
             for r in range(0, rows, 2 if paired else 1):
@@ -89,18 +88,30 @@ class GroupDatapath(wiring.Component):
                     else:
                         row_terms[r].append(dsp.product(m, self._code(r, j), acts[j]))
 
-        # Pipelined adder trees, then pad to the shared number of levels.
-        sums = []
+        # Pipelined adder trees at natural width. The +1 of every folded negation enters an adder
+        # as its carry-in (free in the carry chain): a tree of n terms has n - 1 adders plus the
+        # accumulator, one carry-in each, which is exactly one per negatable term. Carries used at
+        # deeper levels are delayed with the data.
+        sums, carries_left = [], []
         for r in range(rows):
-            level = row_terms[r]
+            level, carries = row_terms[r], list(row_negs[r])
             for _ in range(self.levels):
                 nxt = []
                 for i in range(0, len(level), 2):
-                    s = Signal(signed(self.acc_bits))
-                    m.d.sync += s.eq(level[i] + level[i + 1] if i + 1 < len(level) else level[i])
+                    expr = level[i] + level[i + 1] if i + 1 < len(level) else level[i]
+                    if i + 1 < len(level) and carries:
+                        expr = expr + carries.pop()
+                    s = Signal(expr.shape())
+                    m.d.sync += s.eq(expr)
                     nxt.append(s)
-                level = nxt
+                delayed = []
+                for c in carries:
+                    d = Signal()
+                    m.d.sync += d.eq(c)
+                    delayed.append(d)
+                level, carries = nxt, delayed
             sums.append(level[0])
+            carries_left.append(carries)
 
         # Tags travel with the data.
         tags = [(self.valid, self.first, self.last)]
@@ -113,7 +124,10 @@ class GroupDatapath(wiring.Component):
         m.d.sync += self.captured.eq(valid & last)
         for r in range(rows):
             acc = Signal(signed(self.acc_bits))
-            nxt = Mux(first, sums[r], acc + sums[r])
+            total = sums[r]
+            for c in carries_left[r]:  # at most one is left: the accumulator's carry-in
+                total = total + c
+            nxt = Mux(first, total, acc + total)
             with m.If(valid):
                 m.d.sync += acc.eq(nxt)
                 with m.If(last):

@@ -48,8 +48,9 @@ def memories(cfg: ArrayConfig) -> dict[str, dict[str, int]]:
     return mems
 
 
-def estimate(art: Artifact, cfg: ArrayConfig, lut_per_lane: dict[str, float] | None = None) -> dict[str, Any]:
-    """The estimate.json of `rowmix generate`."""
+def estimate(art: Artifact, cfg: ArrayConfig, lane_costs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The estimate.json of `rowmix generate`. `lane_costs` (the resource model's table) adds the MAC
+    lanes' LUT and FF estimate for the array's target."""
     layers, total, ideal = [], 0, 0
     for layer in art.mac_layers:
         words, plan = config_words(layer, art.tensors[layer.input], cfg, art.requant)
@@ -61,9 +62,12 @@ def estimate(art: Artifact, cfg: ArrayConfig, lut_per_lane: dict[str, float] | N
     mems = memories(cfg)
     block = BLOCK_BITS[cfg.target]
     lanes = {g: cfg.groups[g].rows * cfg.t_k for g in GROUPS}
-    luts = None
-    if lut_per_lane is not None:
-        luts = round(sum(lanes[g] * lut_per_lane.get(cfg.groups[g].kind + ("" if g != "FIXED8" else "8"), 0) for g in GROUPS))
+    luts = ffs = None
+    if lane_costs is not None:
+        aw = str(lane_act_width(cfg))
+        per = {g: lane_costs[cfg.target][g][cfg.groups[g].kind][aw] for g in GROUPS if cfg.groups[g].rows}
+        luts = round(sum(lanes[g] * per[g]["lut"] for g in per))
+        ffs = round(sum(lanes[g] * per[g]["ff"] for g in per))
     return {
         "target": cfg.target,
         "array": cfg.to_json(),
@@ -83,8 +87,9 @@ def estimate(art: Artifact, cfg: ArrayConfig, lut_per_lane: dict[str, float] | N
             "ram_blocks_estimate": sum(-(-m["bits"] // block) for m in mems.values() if m["bits"] > 1024),
             "memories": mems,
             "lane_luts_estimate": luts,
-            "note": "DSPs and memories follow from the configuration; LUTs of the MAC lanes come from the "
-                    "resource model's per-lane costs when available (rowmix bench hardware); Yosys "
-                    "(rowmix generate --synth) gives the whole design's numbers.",
+            "lane_ffs_estimate": ffs,
+            "note": "DSPs and memories follow from the configuration; LUTs and FFs of the MAC lanes (adder "
+                    "trees and accumulators included) from Yosys-synthesized lane units of the target "
+                    "(rowmix.hardware.resources); control, memories and the requant unit come on top.",
         },
     }

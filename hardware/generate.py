@@ -17,9 +17,11 @@ from .estimate import estimate, pixels_of
 from .protocol import config_words
 from .top import TOP_NAME, verilog_text
 
-# MAC lanes and activation tile width per target for default arrays (the board issue sizes real ones
-# from the resource model): iCE40UP5K has 8 SB_MAC16; ECP5-85F and XC7Z020 are roomier.
+# Activation tile width and MAC lanes of default arrays per target; DSP use is then capped by the
+# target board's device (iCE40UP5K 8 SB_MAC16, ECP5-85F 156 MULT18X18D, XC7Z020 220 DSP48E1).
+# `rowmix bench hardware` suggests arrays sized from synthesized lane costs instead.
 DEFAULT_BUDGET = {"generic": (8, 128), "ice40": (8, 64), "ecp5": (16, 768), "xc7": (16, 512)}
+DEVICE_OF_TARGET = {"ice40": "iCE40UP5K", "ecp5": "LFE5U-85F", "xc7": "XC7Z020"}
 
 
 def default_config(art: Artifact, target: str) -> ArrayConfig:
@@ -36,8 +38,39 @@ def default_config(art: Artifact, target: str) -> ArrayConfig:
         rows["FIXED4"] += 1
     k_max = max(l.k for l in art.mac_layers)
     r_max = max(l.r for l in art.mac_layers)
-    groups = {g: GroupConfig(rows[g], KINDS[g][0]) for g in GROUPS}
-    return ArrayConfig(target=target, t_k=t_k, groups=groups, max_k=-(-k_max // t_k) * t_k, max_rows=r_max)
+    kinds = {g: KINDS[g][0] for g in GROUPS}
+
+    def make() -> ArrayConfig:
+        return ArrayConfig(target=target, t_k=t_k, groups={g: GroupConfig(rows[g], kinds[g]) for g in GROUPS},
+                           max_k=-(-k_max // t_k) * t_k, max_rows=r_max)
+
+    if target in DEVICE_OF_TARGET:
+        from .devices import get_device
+        from .estimate import dsp_count
+
+        limit = get_device(DEVICE_OF_TARGET[target]).dsps
+        while dsp_count(make()) > limit:  # shrink the DSP groups, then move them to LUT lanes
+            if rows["FIXED8"] > 1 and kinds["FIXED8"] == "dsp":
+                rows["FIXED8"] -= 1
+            elif rows["FIXED4"] > 2 and kinds["FIXED4"] == "dsp":
+                rows["FIXED4"] -= 2
+            elif kinds["FIXED8"] == "dsp" and rows["FIXED8"]:
+                kinds["FIXED8"] = "mul"
+            else:
+                kinds["FIXED4"] = "booth"
+    return make()
+
+
+def target_lane_costs(cfg: ArrayConfig) -> dict | None:
+    """Per-lane costs of the array's lane kinds on its target, synthesized by Yosys (cached after
+    the first run); None for the generic target."""
+    if cfg.target == "generic":
+        return None
+    from .engine import lane_act_width
+    from .resources import UnitSpec, lane_cost_table, measure_lane_costs
+
+    specs = [UnitSpec(g, cfg.groups[g].kind, cfg.target, lane_act_width(cfg)) for g in GROUPS if cfg.groups[g].rows]
+    return lane_cost_table(measure_lane_costs(specs))
 
 
 def write_hex(path: Path, words: np.ndarray) -> None:
@@ -64,8 +97,8 @@ def generate(art: Artifact | None, cfg: ArrayConfig, out: str | Path) -> dict:
             (tmp / "layers" / "index.json").write_text(json.dumps(index, indent=1) + "\n")
         (tmp / f"{TOP_NAME}.v").write_text(verilog_text(cfg))
         (tmp / "array.json").write_text(json.dumps(cfg.to_json(), indent=1) + "\n")
-        est = estimate(art, cfg) if art is not None else {"target": cfg.target, "array": cfg.to_json(),
-                                                           "macs_per_cycle": cfg.macs_per_cycle}
+        est = estimate(art, cfg, target_lane_costs(cfg)) if art is not None else \
+            {"target": cfg.target, "array": cfg.to_json(), "macs_per_cycle": cfg.macs_per_cycle}
         (tmp / "estimate.json").write_text(json.dumps(est, indent=1) + "\n")
         replace_dir(tmp, out)
     except BaseException:

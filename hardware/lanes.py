@@ -2,9 +2,9 @@
 
 Each builder adds the combinational product of a code and a signed activation `a` to module `m`
 and returns folded terms `(term, neg)`: the lane's contribution is `-term` when `neg` is set. The
-row's adder tree adds `term ^ -neg` (the one's complement) for every term and one popcount of all
-the `neg` bits, so negation costs XOR gates and no lane carries its own incrementer (the sign is
-"folded into the accumulate").
+row's adder tree adds `term ^ -neg` (the one's complement) for every term and takes each `neg` as
+the carry-in of one of its adders (or of the accumulator), so negation costs XOR gates and no lane
+carries its own incrementer (the sign is "folded into the accumulate").
 
 - SP2-4 code `[s | c1(2) | c2(1)]`: `t1 = c1 ? a << (3 - c1) : 0`, `t2 = c2 ? a << 2 : 0`: two muxed
   shifts and one adder; the zero code contributes nothing (DESIGN section 2, all 16 codes).
@@ -35,7 +35,7 @@ def booth_terms(m: Module, code: Value, a: Value) -> list[Term]:
         one = mid ^ lo  # |d| = 1
         two = (hi & ~mid & ~lo) | (~hi & mid & lo)  # |d| = 2
         neg = hi & ~(mid & lo)  # d < 0
-        t = Signal(signed(len(a) + 4))
+        t = Signal(signed(len(a) + 1 + 2 * i))  # |d a| <= 2 |a|, weighted 4^i
         m.d.comb += t.eq(Mux(one, a, Mux(two, a << 1, 0)) << (2 * i))
         terms.append((t, neg))
     return terms
@@ -47,7 +47,8 @@ def mul_terms(m: Module, code: Value, a: Value) -> list[Term]:
     return [(p, Const(0, 1))]
 
 
-def folded(term: Value, neg: Value, width: int) -> Value:
-    """`term` sign-extended to `width`, inverted when `neg` (the +1 comes from the popcount)."""
+def folded(term: Value, neg: Value) -> Value:
+    """`term` inverted when `neg`: the one's complement; the +1 enters the row's adder tree as a
+    carry-in."""
     t = term.as_signed()
     return Mux(neg, ~t, t)

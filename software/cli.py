@@ -62,8 +62,23 @@ def _requant(choice: RequantChoice):
             "tflite_double": RequantSpec("tflite_double", 31)}[choice.value]
 
 
+def _ratio(ratio: str, ratio_from: Optional[Path], board: Optional[str], act_bits: int):
+    """The row ratio: from --ratio, or from a resource model (rowmix bench hardware) for a board."""
+    from .quant import Ratio
+
+    if ratio_from is None:
+        return Ratio.parse(ratio)
+    from .hardware.resources import ratio_string, read_resource_model
+
+    if board is None:
+        raise RowmixError("--ratio-from needs --board (icebreaker, ulx3s-85f or pynq-z2)")
+    r = read_resource_model(ratio_from, board, act_bits if act_bits in (4, 8) else None)
+    return Ratio.parse(ratio_string(r), source=f"{r['source']} ({ratio_from})")
+
+
 def _quantize_to(out: Path, model_name: str, data: Optional[str], data_dir: Optional[Path], method: str, bits: int,
-                 ratio: str, act_bits: int, calib: Optional[int], requant: RequantChoice, weights: Optional[Path]):
+                 ratio: str, act_bits: int, calib: Optional[int], requant: RequantChoice, weights: Optional[Path],
+                 ratio_from: Optional[Path] = None, board: Optional[str] = None):
     """Shared by `quantize` and `flow`: build, calibrate, export, write atomically."""
     from .artifact import write_artifact
     from .console import progress
@@ -73,7 +88,7 @@ def _quantize_to(out: Path, model_name: str, data: Optional[str], data_dir: Opti
 
     if model_name not in MODELS:
         raise RowmixError(f"unknown model {model_name!r} (known: {', '.join(MODELS)})")
-    m = make_method(method, bits, ratio)  # validates method, bits and ratio before any slow work
+    m = make_method(method, bits, _ratio(ratio, ratio_from, board, act_bits))  # validate before slow work
     data = data or MODELS[model_name]
     if calib is None:
         calib = 1000 if data == "cifar10" else None
@@ -93,6 +108,9 @@ def quantize(
                                               "(SP2 : FIXED4 : FIXED8 rows by --ratio).")] = "mixed",
     bits: Annotated[int, typer.Option(help="Weight bits of method fixed (2..8).")] = 8,
     ratio: Annotated[str, typer.Option(help="Row shares SP2:FIXED4:FIXED8 in percent for method mixed.")] = "65:30:5",
+    ratio_from: Annotated[Optional[Path], typer.Option(help="Take the ratio from a resource model "
+                                                            "(rowmix bench hardware) for --board.")] = None,
+    board: Annotated[Optional[str], typer.Option(help="Board of --ratio-from: icebreaker, ulx3s-85f, pynq-z2.")] = None,
     act_bits: Annotated[int, typer.Option(help="Activation bits inside the network (4 or 8); the input is signed 8-bit.")] = 8,
     data: Annotated[Optional[str], typer.Option(help="Calibration dataset (default: the model's own).")] = None,
     data_dir: DataDir = None,
@@ -107,7 +125,8 @@ def quantize(
     """Quantize a model row by row and export the artifact (manifest.json + weights.npz)."""
     from .artifact import summarize
 
-    path, art = _quantize_to(out, model, data, data_dir, method, bits, ratio, act_bits, calib, requant, weights)
+    path, art = _quantize_to(out, model, data, data_dir, method, bits, ratio, act_bits, calib, requant, weights,
+                             ratio_from, board)
     s = summarize(art)
     if json_out:
         print(json.dumps({"artifact": str(path), **s["totals"], "achieved_ratio": s["achieved_ratio"]}))
@@ -273,6 +292,24 @@ def bench_golden(
         err.print(f"{s['network']}: golden {s['best_golden']:.0f} img/s, torch {s['best_torch']:.0f} img/s, "
                   f"ratio {s['ratio']:.2f}")
     print(f"results: {out / 'golden_bench.md'}")
+
+
+@bench_app.command("hardware")
+def bench_hardware(
+    out: Annotated[Path, typer.Option(help="Directory for resource_model.json, hardware_bench.md and the plot.")] = Path("runs/bench/hardware"),
+    workers: Annotated[int, typer.Option(help="Parallel Yosys runs.")] = 2,
+) -> None:
+    """Synthesize every lane kind with Yosys for iCE40, ECP5 and Xilinx 7, and write the resource model
+    (lane costs, lanes per board, the SP2 : FIXED4 : FIXED8 row ratio that `quantize --ratio-from` reads)."""
+    from .bench.hardware_bench import run
+    from .console import progress
+    from .hardware.resources import unit_specs
+
+    with progress("synthesizing lane units", len(unit_specs())) as update:
+        result = run(out, progress=lambda done, total, cost: update(done), workers=workers)
+    for g in result.get("goals", []):
+        err.print(f"{'pass' if g['pass'] else 'FAIL'}  {g['description']}: {g['measured']} (goal {g['limit']})")
+    print(f"results: {out / 'hardware_bench.md'}")
 
 
 def main(argv: list[str] | None = None) -> None:

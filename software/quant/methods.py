@@ -116,7 +116,7 @@ class Mixed:
 METHODS = ("fixed", "sp2", "mixed")
 
 
-def make_method(name: str, bits: int = 8, ratio: str | Ratio | None = None) -> Method:
+def make_method(name: str, bits: int = 8, ratio: "str | Ratio | None" = None) -> Method:
     if name == "fixed":
         return Fixed(bits)
     if name == "sp2":

@@ -37,7 +37,7 @@ class LaneBank(wiring.Component):
         build = {"sp2": lanes.sp2_terms, "booth": lanes.booth_terms, "mul": lanes.mul_terms}[self.kind]
         for c in range(n):
             terms = build(m, Const(c, self.cb), self.a)
-            total = sum(lanes.folded(t, neg, 24) + neg for t, neg in terms)
+            total = sum(lanes.folded(t, neg) + neg for t, neg in terms)
             m.d.comb += self.y[c].eq(total)
         return m
 
