@@ -65,3 +65,13 @@ def test_console_script_exit_codes(tmp_path):
     assert ok.returncode == 0 and ok.stdout.startswith("rowmix ")
     bad = subprocess.run([exe, "golden", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode == 2 and "manifest.json: cannot read" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_ratio_from_a_resource_model(tmp_path, capsys):
+    model = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "resource_model.json"
+    out = tmp_path / "art"
+    run(capsys, "quantize", "--model", "digits", "--method", "mixed", "--ratio-from", str(model),
+        "--board", "icebreaker", "--act-bits", "4", "--out", str(out))
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["ratio"]["source"].startswith("resource-model:icebreaker")
+    assert (m["ratio"]["SP2"], m["ratio"]["FIXED4"], m["ratio"]["FIXED8"]) == (83, 13, 4)
