@@ -377,8 +377,10 @@ class LayerEngine(wiring.Component):
         m.d.comb += [self.out.payload.data.eq(ofifo.r_data[:cfg.out_bits]), self.out.payload.last.eq(ofifo.r_data[-1]),
                      self.out.valid.eq(ofifo.r_rdy), ofifo.r_en.eq(self.out.ready), busy.eq(~idle | ofifo.r_rdy)]
 
+        # `cycles`: from the cycle that accepts a layer's first activation beat to the one that hands
+        # out its last output code, inclusive (what the cycle model predicts); `pixels`: pixels out.
         with m.If(accept & (section == 0) & (hdr == 0)):
             m.d.sync += [self.cycles.eq(0), self.pixels.eq(0)]
-        with m.Elif(~idle | ofifo.r_rdy):
+        with m.Elif((self.act.valid & self.act.ready) | (l_step != 0) | ~idle | ofifo.r_rdy):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         return m

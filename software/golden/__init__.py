@@ -4,7 +4,7 @@ Pure NumPy, integer after input quantization, vectorised (im2col + exact BLAS or
 hardware must match it bit for bit; the torch fake-quant model within one LSB per layer.
 """
 
-from .model import GoldenResult, accuracy, forward, plans, run
+from .model import GoldenResult, accuracy, add_tables, apply_op, forward, plans, run
 from .ops import (
     MacPlan,
     avgpool,
@@ -21,7 +21,7 @@ from .ops import (
 )
 
 __all__ = [
-    "GoldenResult", "accuracy", "forward", "plans", "run",
+    "GoldenResult", "accuracy", "add_tables", "apply_op", "forward", "plans", "run",
     "MacPlan", "avgpool", "flatten", "global_avgpool", "im2col", "mac_accumulate", "mac_layer", "maxpool",
     "plan", "quantize_input", "residual_add", "shortcut",
 ]

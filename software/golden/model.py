@@ -33,6 +33,34 @@ def plans(art: Artifact) -> dict[str, ops.MacPlan]:
     return {op.name: ops.plan(op, art.tensors[op.input], art.requant) for op in art.mac_layers}
 
 
+def add_tables(art: Artifact) -> dict[str, np.ndarray]:
+    return {op.name: ops.add_table(op, *(art.tensors[i] for i in op.inputs), art.requant)
+            for op in art.ops if isinstance(op, Add)}
+
+
+def apply_op(art: Artifact, op, values: dict[str, np.ndarray], mac_plans: dict[str, ops.MacPlan],
+             tables: dict[str, np.ndarray], ws: Workspace, acc_out: np.ndarray | None = None) -> np.ndarray:
+    """One op of the integer graph on channel-last tensors `values` (by tensor name); the host of
+    the RTL simulation calls this for everything that is not a MAC layer."""
+    spec, x = art.requant, values[op.inputs[0]]
+    if isinstance(op, MacLayer):
+        return ops.mac_layer(op, x, mac_plans[op.name], spec, acc_out, ws)
+    if isinstance(op, Add):
+        a, b = (art.tensors[i] for i in op.inputs)
+        return ops.residual_add(op, x, values[op.inputs[1]], a, b, spec, tables.get(op.name), ws)
+    if isinstance(op, Shortcut):
+        return ops.shortcut(op, x)
+    if isinstance(op, MaxPool):
+        return ops.maxpool(op, x, art.tensors[op.input])
+    if isinstance(op, AvgPool):
+        return ops.avgpool(op, x, spec)
+    if isinstance(op, GlobalAvgPool):
+        return ops.global_avgpool(op, x, spec)
+    if isinstance(op, Flatten):
+        return ops.flatten(x)
+    raise TypeError(op)  # pragma: no cover - the artifact loader admits no other op
+
+
 def forward(
     art: Artifact,
     u: np.ndarray,
@@ -46,8 +74,6 @@ def forward(
     channels-first like torch. Intermediate tensors are dropped as soon as no later op reads them."""
     mac_plans = mac_plans or plans(art)
     ws = ws or Workspace()
-    add_tables = {op.name: ops.add_table(op, *(art.tensors[i] for i in op.inputs), art.requant)
-                  for op in art.ops if isinstance(op, Add)}
     last_use = {}
     for i, op in enumerate(art.ops):
         for src in op.inputs:
@@ -56,29 +82,12 @@ def forward(
     tensors, accs = {}, {}
     if art.input.name in keep:
         tensors[art.input.name] = _nchw(u)
-    spec = art.requant
+    tables = add_tables(art)
     for i, op in enumerate(art.ops):
-        x = values[op.inputs[0]]
-        if isinstance(op, MacLayer):
-            acc = np.empty(ops._out_shape(op, len(x)), np.int64) if op.name in keep else None
-            y = ops.mac_layer(op, x, mac_plans[op.name], spec, acc, ws)
-            if acc is not None:
-                accs[op.name] = _nchw(acc)
-        elif isinstance(op, Add):
-            a, b = (art.tensors[i] for i in op.inputs)
-            y = ops.residual_add(op, x, values[op.inputs[1]], a, b, spec, add_tables.get(op.name), ws)
-        elif isinstance(op, Shortcut):
-            y = ops.shortcut(op, x)
-        elif isinstance(op, MaxPool):
-            y = ops.maxpool(op, x, art.tensors[op.input])
-        elif isinstance(op, AvgPool):
-            y = ops.avgpool(op, x, spec)
-        elif isinstance(op, GlobalAvgPool):
-            y = ops.global_avgpool(op, x, spec)
-        elif isinstance(op, Flatten):
-            y = ops.flatten(x)
-        else:  # pragma: no cover - the artifact loader admits no other op
-            raise TypeError(op)
+        acc = np.empty(ops._out_shape(op, len(u)), np.int64) if isinstance(op, MacLayer) and op.name in keep else None
+        y = apply_op(art, op, values, mac_plans, tables, ws, acc)
+        if acc is not None:
+            accs[op.name] = _nchw(acc)
         values[op.name] = y
         if op.name in keep:
             tensors[op.name] = _nchw(y)

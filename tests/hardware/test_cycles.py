@@ -49,12 +49,15 @@ def measure(cfg, layer, src, x):
             edge += 1
         result["last"] = edge - 1
         result["outs"] = outs
+        await ctx.tick()
+        result["counter"] = ctx.get(dut.cycles)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(tb)
     sim.run()
     cycles = result["last"] - result["first"] + 1
+    assert result["counter"] == cycles  # the engine's own cycle counter measures the same span
     return cycles, np.array(result["outs"]).reshape(-1, plan.r), plan
 
 
