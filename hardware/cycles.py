@@ -3,13 +3,13 @@ stream is always valid and the output stream always ready (the Amaranth simulati
 
 Timeline of one pixel p (activation / output bank b = p % 2), in cycles:
 - load:  S beats from the first cycle bank b is free; the vector is visible `S` cycles later.
-- issue: T tile slots of P = max(S, lanes + 2) cycles (lanes = total row lanes; the drain of a tile
-  needs lanes + 2 cycles before the next tile overwrites the hold registers). A pixel follows the
-  previous one without a gap when its vector and output bank are ready in time, else it starts one
-  cycle after they are (the controller passes through idle).
+- issue: T tile slots of P = max(S, rows + 2) cycles (rows = the widest group's row lanes; the groups
+  drain a tile in parallel in rows + 2 cycles, before the next tile overwrites the hold registers). A
+  pixel follows the previous one without a gap when its vector and output bank are ready in time,
+  else it starts one cycle after they are (the controller passes through idle).
 - drain: the last tile is captured `pipeline_latency` cycles after its last step, drained one row
-  lane per cycle through the row tables and the requant unit; the pixel's outputs are complete
-  DRAIN_TAIL cycles after its last row lane entered the drain.
+  lane per cycle per group through the row tables and the group's requant unit; the pixel's outputs
+  are complete DRAIN_TAIL cycles after the last row lane entered the drain.
 - stream: R reads, one per cycle once the pixel is complete and the previous pixel has been read;
   an output beat leaves OUT_LATENCY cycles after its read.
 """
@@ -45,9 +45,9 @@ class LayerCycles:
 
 
 def layer_cycles(plan: LayerPlan, cfg: ArrayConfig, pixels: int) -> LayerCycles:
-    lanes = sum(g.rows for g in cfg.groups.values())
+    drain = max(g.rows for g in cfg.groups.values())  # the groups drain their row lanes in parallel
     S, T = plan.steps, max(plan.tiles.values())
-    P = max(S, lanes + DRAIN_OVERHEAD)
+    P = max(S, drain + DRAIN_OVERHEAD)
     delay = pipeline_latency(cfg)
     load_done: list[int] = []  # cycle the vector is visible (bank full)
     issue_start: list[int] = []
@@ -68,7 +68,7 @@ def layer_cycles(plan: LayerPlan, cfg: ArrayConfig, pixels: int) -> LayerCycles:
                 issue_start.append(end_prev + 1)
             else:
                 issue_start.append(max(end_prev + 1, load_done[p], out_free) + 1)
-        complete = issue_start[p] + (T - 1) * P + S - 1 + delay + lanes + DRAIN_TAIL
+        complete = issue_start[p] + (T - 1) * P + S - 1 + delay + drain + DRAIN_TAIL
         first_read = max(complete, last_read[p - 1] + 1 if p else 0)
         last_read.append(first_read + plan.r - 1)
     total = last_read[-1] + OUT_LATENCY + 1 if pixels else 0  # cycles counted from beat 0 at cycle 0

@@ -85,7 +85,7 @@ class LayerEngine(wiring.Component):
         aw = lane_act_width(cfg)
         groups = self.active_groups
         rows = {g: cfg.groups[g].rows for g in groups}
-        total_rows = sum(rows.values())
+        drain_rows = max(rows.values(), default=1)  # every group drains its row lanes in parallel
         max_tiles = {g: cfg.max_tiles(g) for g in groups}
         layout = row_layout(cfg.acc_bits)
 
@@ -97,10 +97,10 @@ class LayerEngine(wiring.Component):
         lo = Signal(signed(cfg.out_bits))
         hi = Signal(signed(cfg.out_bits))
         offset = Signal()
-        # P: a tile slot must cover the S steps and the drain of every row lane (+2: table read and
-        # hold read latency), so hold registers are read before the next tile overwrites them
-        period = Signal(range(max(steps_max, total_rows + DRAIN_OVERHEAD) + 1))
-        m.d.comb += period.eq(Mux(S > total_rows + DRAIN_OVERHEAD, S, total_rows + DRAIN_OVERHEAD))
+        # P: a tile slot must cover the S steps and the drain of the widest group's row lanes (+2: table
+        # read and hold read latency), so hold registers are read before the next tile overwrites them
+        period = Signal(range(max(steps_max, drain_rows + DRAIN_OVERHEAD) + 1))
+        m.d.comb += period.eq(Mux(S > drain_rows + DRAIN_OVERHEAD, S, drain_rows + DRAIN_OVERHEAD))
         t_max = Const(0, T.shape())
         for g in groups:
             t_max = Mux(tiles[g] > t_max, tiles[g], t_max)
@@ -121,8 +121,13 @@ class LayerEngine(wiring.Component):
             table_w[g], table_r[g] = tab.write_port(), tab.read_port()
             dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels)
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
-        m.submodules.out_mem = out_mem = Memory(shape=signed(cfg.out_bits), depth=2 * cfg.max_rows, init=[])
-        out_w, out_r = out_mem.write_port(), out_mem.read_port()
+        out_w, out_r = {}, {}
+        for g in groups:  # one output memory per group (its drain writes it); the channel map picks
+            mem = Memory(shape=signed(cfg.out_bits), depth=2 * cfg.max_rows, init=[])
+            m.submodules[f"out_{g}"] = mem
+            out_w[g], out_r[g] = mem.write_port(), mem.read_port()
+        m.submodules.chmap = chmap = Memory(shape=range(max(len(groups), 2)), depth=cfg.max_rows, init=[])
+        chmap_w, chmap_r = chmap.write_port(), chmap.read_port()
 
         # ---- engine state shared by the processes ----------------------------------------------
         act_full = Signal(2)  # activation bank holds a complete vector
@@ -207,6 +212,8 @@ class LayerEngine(wiring.Component):
                                     entry.valid.eq(full[80]),
                                     table_w[g].addr.eq(c_tile * rows[g] + c_lane), table_w[g].data.eq(entry),
                                     table_w[g].en.eq(1),
+                                    chmap_w.addr.eq(entry.channel), chmap_w.data.eq(groups.index(g)),
+                                    chmap_w.en.eq(entry.valid),
                                 ]
                                 end_of_tile = last_lane
                             else:
@@ -304,9 +311,10 @@ class LayerEngine(wiring.Component):
         inc, dec = issue & step_last, captured
         m.d.sync += pending.eq(pending + inc - dec)
 
-        # ---- drain: hold registers -> row tables -> requantization -> output buffer ----------------
-        m.submodules.requant = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS)
-        d_index = Signal(range(total_rows + 1))
+        # ---- drain, one per group: hold registers -> row table -> requant unit -> output memory ----
+        # The groups drain in parallel, one row lane per cycle each, so a tile slot needs
+        # max_g rows_g + 2 cycles (table read and hold read) rather than the sum over the groups.
+        d_index = Signal(range(drain_rows + 1))
         d_tile, d_bank, d_lastpix = Signal.like(i_tile), Signal(), Signal()
         d_active = {g: Signal(name=f"active_{g}") for g in groups}
         with m.If(captured):
@@ -315,44 +323,33 @@ class LayerEngine(wiring.Component):
             m.d.sync += [d_active[g].eq(cap_tile < tiles[g]) for g in groups]
         with m.Elif(draining):
             m.d.sync += d_index.eq(d_index + 1)
-            with m.If(d_index == total_rows - 1):
+            with m.If(d_index == drain_rows - 1):
                 m.d.sync += draining.eq(0)
-        # stage 1: row-table read; stage 2: entry + hold value into the requant unit
-        sel_group = Signal(range(len(groups) + 1))
-        sel_lane = Signal(range(max(rows.values(), default=1)))
-        s_valid, s_bank, s_end = Signal(), Signal(), Signal()
-        offset_ = 0
-        for gi, g in enumerate(groups):
-            lane = d_index - offset_
-            in_g = (d_index < offset_ + rows[g]) if offset_ == 0 else (d_index >= offset_) & (d_index < offset_ + rows[g])
-            m.d.comb += [table_r[g].addr.eq(d_tile * rows[g] + lane), table_r[g].en.eq(1)]
-            with m.If(draining & in_g):
-                m.d.sync += [sel_group.eq(gi), sel_lane.eq(lane), s_valid.eq(d_active[g])]
-            offset_ += rows[g]
-        m.d.sync += [s_bank.eq(d_bank), s_end.eq(draining & (d_index == total_rows - 1) & d_lastpix)]
-        with m.If(~draining):
-            m.d.sync += s_valid.eq(0)
-        entry = Signal(layout)
-        hold_val = Signal(signed(cfg.acc_bits))
-        for gi, g in enumerate(groups):
-            with m.If(sel_group == gi):
-                m.d.comb += [entry.eq(table_r[g].data), hold_val.eq(datapaths[g].hold[sel_lane])]
-        m.d.comb += [requ.acc.eq(hold_val + entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
-                     requ.lo.eq(lo), requ.hi.eq(hi), requ.channel.eq(entry.channel),
-                     requ.valid.eq(s_valid & entry.valid)]
-        # bank and pixel-end flags travel alongside the requant pipeline
+        s_bank, s_end, s_busy = Signal(), Signal(), Signal()
+        m.d.sync += [s_bank.eq(d_bank), s_end.eq(draining & (d_index == drain_rows - 1) & d_lastpix), s_busy.eq(draining)]
         bank_line, end_line = [s_bank], [s_end]
         for _ in range(rq.LATENCY):
             b, e = Signal(), Signal()
             m.d.sync += [b.eq(bank_line[-1]), e.eq(end_line[-1])]
             bank_line.append(b)
             end_line.append(e)
-        m.d.comb += [out_w.addr.eq(bank_line[-1] * cfg.max_rows + requ.y_channel), out_w.data.eq(requ.y),
-                     out_w.en.eq(requ.y_valid)]
+        for g in groups:
+            m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS)
+            lane = Signal(range(max(rows[g], 2)), name=f"lane_{g}")
+            s_valid = Signal(name=f"valid_{g}")
+            in_g = d_index < rows[g]
+            m.d.comb += [table_r[g].addr.eq(d_tile * rows[g] + d_index), table_r[g].en.eq(1)]
+            m.d.sync += [lane.eq(d_index), s_valid.eq(draining & in_g & d_active[g])]
+            entry = table_r[g].data
+            m.d.comb += [requ.acc.eq(datapaths[g].hold[lane] + entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
+                         requ.lo.eq(lo), requ.hi.eq(hi), requ.channel.eq(entry.channel),
+                         requ.valid.eq(s_valid & entry.valid)]
+            m.d.comb += [out_w[g].addr.eq(bank_line[-1] * cfg.max_rows + requ.y_channel), out_w[g].data.eq(requ.y),
+                         out_w[g].en.eq(requ.y_valid)]
         with m.If(end_line[-1]):
             m.d.sync += out_full.bit_select(bank_line[-1], 1).eq(1)
-        tail = Signal(range(rq.LATENCY + 3))  # drain results still inside the requant pipeline
-        with m.If(draining | s_valid):
+        tail = Signal(range(rq.LATENCY + 3))  # drain results still inside the requant pipelines
+        with m.If(draining | s_busy):
             m.d.sync += tail.eq(rq.LATENCY + 2)
         with m.Elif(tail != 0):
             m.d.sync += tail.eq(tail - 1)
@@ -364,7 +361,13 @@ class LayerEngine(wiring.Component):
         m.submodules.out_fifo = ofifo = fifo.SyncFIFOBuffered(width=cfg.out_bits + 1, depth=4)
         rd_pending = Signal()
         can_read = out_full.bit_select(o_bank, 1) & (o_chan < R) & (ofifo.level + rd_pending < ofifo.depth)
-        m.d.comb += [out_r.addr.eq(o_bank * cfg.max_rows + o_chan), out_r.en.eq(1)]
+        for g in groups:
+            m.d.comb += [out_r[g].addr.eq(o_bank * cfg.max_rows + o_chan), out_r[g].en.eq(1)]
+        m.d.comb += [chmap_r.addr.eq(o_chan), chmap_r.en.eq(1)]
+        out_data = Signal(signed(cfg.out_bits))
+        for gi, g in enumerate(groups):
+            with m.If(chmap_r.data == gi):
+                m.d.comb += out_data.eq(out_r[g].data)
         m.d.sync += rd_pending.eq(can_read)
         rd_last = Signal()
         m.d.sync += rd_last.eq(o_chan == R - 1)
@@ -373,7 +376,7 @@ class LayerEngine(wiring.Component):
             with m.If(o_chan == R - 1):
                 m.d.sync += [o_chan.eq(0), o_bank.eq(~o_bank), out_full.bit_select(o_bank, 1).eq(0),
                              out_busy.bit_select(o_bank, 1).eq(0), self.pixels.eq(self.pixels + 1)]
-        m.d.comb += [ofifo.w_data.eq(Cat(out_r.data, rd_last)), ofifo.w_en.eq(rd_pending)]
+        m.d.comb += [ofifo.w_data.eq(Cat(out_data, rd_last)), ofifo.w_en.eq(rd_pending)]
         m.d.comb += [self.out.payload.data.eq(ofifo.r_data[:cfg.out_bits]), self.out.payload.last.eq(ofifo.r_data[-1]),
                      self.out.valid.eq(ofifo.r_rdy), ofifo.r_en.eq(self.out.ready), busy.eq(~idle | ofifo.r_rdy)]
 
