@@ -1,7 +1,7 @@
 """Cycle model of the layer engine: exact cycle counts for a layer of P pixels when the activation
 stream is always valid and the output stream always ready (the Amaranth simulation checks it).
 
-Timeline of one pixel p (activation / output bank b = p % 2), in cycles:
+Timeline of one pixel p (activation bank p % 2, output bank p % OUT_BANKS), in cycles:
 - load:  S beats from the first cycle bank b is free; the vector is visible `S` cycles later.
 - issue: T tile slots of P = max(S, rows + 2) cycles (rows = the widest group's row lanes; the groups
   drain a tile in parallel in rows + 2 cycles, before the next tile overwrites the hold registers). A
@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .config import ArrayConfig
-from .engine import DRAIN_OVERHEAD, pipeline_latency
+from .engine import DRAIN_OVERHEAD, OUT_BANKS, pipeline_latency
 from .protocol import LayerPlan
 from .requant import LATENCY as RQ_LATENCY
 
@@ -59,7 +59,7 @@ def layer_cycles(plan: LayerPlan, cfg: ArrayConfig, pixels: int) -> LayerCycles:
         start_load = max(loader_free, bank_free)
         load_done.append(start_load + S)
         loader_free = start_load + S
-        out_free = 0 if p < 2 else last_read[p - 2] + 1
+        out_free = 0 if p < OUT_BANKS else last_read[p - OUT_BANKS] + 1
         if p == 0:
             issue_start.append(max(load_done[0], out_free) + 1)
         else:

@@ -39,6 +39,7 @@ ROW_WORDS = 3
 CHANNEL_BITS = 12
 ACT_BEAT_BITS = 8  # activation element width on the stream
 DRAIN_OVERHEAD = 2
+OUT_BANKS = 4  # output pixels in flight: computing, draining, streaming
 
 
 def row_layout(acc_bits: int) -> data.StructLayout:
@@ -123,7 +124,7 @@ class LayerEngine(wiring.Component):
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
         out_w, out_r = {}, {}
         for g in groups:  # one output memory per group (its drain writes it); the channel map picks
-            mem = Memory(shape=signed(cfg.out_bits), depth=2 * cfg.max_rows, init=[])
+            mem = Memory(shape=signed(cfg.out_bits), depth=OUT_BANKS * cfg.max_rows, init=[])
             m.submodules[f"out_{g}"] = mem
             out_w[g], out_r[g] = mem.write_port(), mem.read_port()
         m.submodules.chmap = chmap = Memory(shape=range(max(len(groups), 2)), depth=cfg.max_rows, init=[])
@@ -131,8 +132,8 @@ class LayerEngine(wiring.Component):
 
         # ---- engine state shared by the processes ----------------------------------------------
         act_full = Signal(2)  # activation bank holds a complete vector
-        out_busy = Signal(2)  # output bank reserved from its pixel's first issue until streamed
-        out_full = Signal(2)  # output bank holds a complete pixel
+        out_busy = Signal(OUT_BANKS)  # output bank reserved from its pixel's first issue until streamed
+        out_full = Signal(OUT_BANKS)  # output bank holds a complete pixel
         issuing = Signal()
         draining = Signal()
         inflight = Signal(range(pipeline_latency(cfg) + rq.LATENCY + 4))
@@ -260,16 +261,18 @@ class LayerEngine(wiring.Component):
                 m.d.sync += [l_step.eq(0), l_bank.eq(~l_bank), act_full.bit_select(l_bank, 1).eq(1)]
 
         # ---- issue: tiles and steps of one pixel ------------------------------------------------
-        i_bank = Signal()  # activation and output bank of the pixel being issued
+        i_bank = Signal()  # activation bank of the pixel being issued
+        i_obank = Signal(range(OUT_BANKS))  # its output bank (outputs are buffered deeper: the drain
+        # and the streaming of a pixel take longer than two pixel periods on short layers)
         i_tile = Signal.like(T)
         i_slot = Signal.like(period)
         base = {g: Signal(range(max_tiles[g] * steps_max + 1), name=f"base_{g}") for g in groups}
-        start = configured & act_full.bit_select(i_bank, 1) & ~out_busy.bit_select(i_bank, 1)
+        start = configured & act_full.bit_select(i_bank, 1) & ~out_busy.bit_select(i_obank, 1)
         issue = Signal()  # a step is issued this cycle
         step_last = i_slot == S - 1
         with m.If(~issuing):
             with m.If(start):
-                m.d.sync += [issuing.eq(1), i_tile.eq(0), i_slot.eq(0), out_busy.bit_select(i_bank, 1).eq(1)]
+                m.d.sync += [issuing.eq(1), i_tile.eq(0), i_slot.eq(0), out_busy.bit_select(i_obank, 1).eq(1)]
                 m.d.sync += [base[g].eq(0) for g in groups]
         with m.Else():
             m.d.comb += issue.eq(i_slot < S)
@@ -278,20 +281,24 @@ class LayerEngine(wiring.Component):
                 m.d.sync += [i_slot.eq(0), i_tile.eq(i_tile + 1)]
                 m.d.sync += [base[g].eq(base[g] + S) for g in groups]
                 with m.If(i_tile == T - 1):  # pixel issued: free its activations, next pixel
-                    m.d.sync += [act_full.bit_select(i_bank, 1).eq(0), i_bank.eq(~i_bank)]
-                    nxt_ok = configured & act_full.bit_select(~i_bank, 1) & ~out_busy.bit_select(~i_bank, 1)
+                    nxt_obank = (i_obank + 1)[: len(i_obank)]
+                    m.d.sync += [act_full.bit_select(i_bank, 1).eq(0), i_bank.eq(~i_bank), i_obank.eq(nxt_obank)]
+                    nxt_ok = configured & act_full.bit_select(~i_bank, 1) & ~out_busy.bit_select(nxt_obank, 1)
                     with m.If(nxt_ok):
-                        m.d.sync += [i_tile.eq(0), out_busy.bit_select(~i_bank, 1).eq(1)]
+                        m.d.sync += [i_tile.eq(0), out_busy.bit_select(nxt_obank, 1).eq(1)]
                         m.d.sync += [base[g].eq(0) for g in groups]
                     with m.Else():
                         m.d.sync += issuing.eq(0)
-        m.d.comb += [act_r.addr.eq(i_bank * steps_max + i_slot), act_r.en.eq(1)]
+        # Memories are read only for issued steps (and codes only by groups with a tile in this slot):
+        # idle lanes then see unchanged operands and do not toggle, which saves power on the FPGA
+        # and event-driven simulation time.
+        m.d.comb += [act_r.addr.eq(i_bank * steps_max + i_slot), act_r.en.eq(issue)]
         # tags one cycle later, aligned with the memory outputs
         v_tag = {g: Signal(name=f"valid_{g}") for g in groups}
         f_tag, l_tag = Signal(), Signal()
         m.d.sync += [f_tag.eq(i_slot == 0), l_tag.eq(step_last)]
         for g in groups:
-            m.d.comb += [code_r[g].addr.eq(base[g] + i_slot), code_r[g].en.eq(1)]
+            m.d.comb += [code_r[g].addr.eq(base[g] + i_slot), code_r[g].en.eq(issue & (i_tile < tiles[g]))]
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
             dp = datapaths[g]
             m.d.comb += [dp.act.eq(act_r.data), dp.codes.eq(code_r[g].data), dp.valid.eq(v_tag[g]),
@@ -299,11 +306,11 @@ class LayerEngine(wiring.Component):
 
         # Tile descriptors travel to the drain with the data: (tile, output bank, last tile of pixel).
         delay = pipeline_latency(cfg)
-        desc = [(Signal.like(i_tile), Signal(), Signal(), Signal())]
-        m.d.comb += [desc[0][0].eq(i_tile), desc[0][1].eq(i_bank), desc[0][2].eq(i_tile == T - 1),
+        desc = [(Signal.like(i_tile), Signal.like(i_obank), Signal(), Signal())]
+        m.d.comb += [desc[0][0].eq(i_tile), desc[0][1].eq(i_obank), desc[0][2].eq(i_tile == T - 1),
                      desc[0][3].eq(issue & step_last)]
         for k in range(delay):
-            d = (Signal.like(i_tile), Signal(), Signal(), Signal())
+            d = (Signal.like(i_tile), Signal.like(i_obank), Signal(), Signal())
             m.d.sync += [a.eq(b) for a, b in zip(d, desc[-1])]
             desc.append(d)
         cap_tile, cap_bank, cap_lastpix, captured = desc[-1]
@@ -315,7 +322,7 @@ class LayerEngine(wiring.Component):
         # The groups drain in parallel, one row lane per cycle each, so a tile slot needs
         # max_g rows_g + 2 cycles (table read and hold read) rather than the sum over the groups.
         d_index = Signal(range(drain_rows + 1))
-        d_tile, d_bank, d_lastpix = Signal.like(i_tile), Signal(), Signal()
+        d_tile, d_bank, d_lastpix = Signal.like(i_tile), Signal.like(i_obank), Signal()
         d_active = {g: Signal(name=f"active_{g}") for g in groups}
         with m.If(captured):
             m.d.sync += [draining.eq(1), d_index.eq(0), d_tile.eq(cap_tile), d_bank.eq(cap_bank),
@@ -325,11 +332,11 @@ class LayerEngine(wiring.Component):
             m.d.sync += d_index.eq(d_index + 1)
             with m.If(d_index == drain_rows - 1):
                 m.d.sync += draining.eq(0)
-        s_bank, s_end, s_busy = Signal(), Signal(), Signal()
+        s_bank, s_end, s_busy = Signal.like(i_obank), Signal(), Signal()
         m.d.sync += [s_bank.eq(d_bank), s_end.eq(draining & (d_index == drain_rows - 1) & d_lastpix), s_busy.eq(draining)]
         bank_line, end_line = [s_bank], [s_end]
         for _ in range(rq.LATENCY):
-            b, e = Signal(), Signal()
+            b, e = Signal.like(i_obank), Signal()
             m.d.sync += [b.eq(bank_line[-1]), e.eq(end_line[-1])]
             bank_line.append(b)
             end_line.append(e)
@@ -356,7 +363,7 @@ class LayerEngine(wiring.Component):
         m.d.comb += inflight.eq(pending + tail)
 
         # ---- output streamer ---------------------------------------------------------------------
-        o_bank = Signal()
+        o_bank = Signal(range(OUT_BANKS))
         o_chan = Signal(range(cfg.max_rows + 1))
         m.submodules.out_fifo = ofifo = fifo.SyncFIFOBuffered(width=cfg.out_bits + 1, depth=4)
         rd_pending = Signal()
@@ -374,7 +381,7 @@ class LayerEngine(wiring.Component):
         with m.If(can_read):
             m.d.sync += o_chan.eq(o_chan + 1)
             with m.If(o_chan == R - 1):
-                m.d.sync += [o_chan.eq(0), o_bank.eq(~o_bank), out_full.bit_select(o_bank, 1).eq(0),
+                m.d.sync += [o_chan.eq(0), o_bank.eq(o_bank + 1), out_full.bit_select(o_bank, 1).eq(0),
                              out_busy.bit_select(o_bank, 1).eq(0), self.pixels.eq(self.pixels + 1)]
         m.d.comb += [ofifo.w_data.eq(Cat(out_data, rd_last)), ofifo.w_en.eq(rd_pending)]
         m.d.comb += [self.out.payload.data.eq(ofifo.r_data[:cfg.out_bits]), self.out.payload.last.eq(ofifo.r_data[-1]),

@@ -10,7 +10,7 @@ from ..artifact import Artifact, MacLayer
 from ..formats import GROUPS
 from .config import CODE_BITS, ArrayConfig
 from .cycles import layer_cycles
-from .engine import CHANNEL_BITS, lane_act_width
+from .engine import CHANNEL_BITS, OUT_BANKS, lane_act_width
 from .protocol import config_words
 from .requant import M_BITS, N_BITS
 
@@ -36,7 +36,7 @@ def dsp_count(cfg: ArrayConfig) -> int:
 def memories(cfg: ArrayConfig) -> dict[str, dict[str, int]]:
     """Every on-chip memory: width and depth (bits = width * depth)."""
     mems = {"activations": {"width": cfg.t_k * lane_act_width(cfg), "depth": 2 * cfg.max_steps},
-            "outputs": {"width": cfg.out_bits, "depth": 2 * cfg.max_rows}}
+            "outputs": {"width": cfg.out_bits, "depth": OUT_BANKS * cfg.max_rows * len([g for g in GROUPS if cfg.groups[g].rows])}}
     row_bits = cfg.acc_bits + M_BITS + N_BITS + CHANNEL_BITS + 1
     for g in GROUPS:
         gc = cfg.groups[g]

@@ -30,10 +30,10 @@ def test_digits_commands(tmp_path, capsys, monkeypatch):
     run(capsys, "quantize", "--model", "digits", "--method", "fixed", "--bits", "8", "--out", "RUN/art8")
     info = json.loads(run(capsys, "inspect", "RUN/art", "--json"))
     conv2 = next(l for l in info["layers"] if l["name"] == "conv2")
-    assert (conv2["R"], conv2["K"]) == (16, 144)
-    assert conv2["rows_per_group"] == {"SP2": 10, "FIXED4": 5, "FIXED8": 1}
-    assert conv2["rows_per_format"] == {"FIXED-4": 5, "FIXED-8": 1, "SP2-4": 10}
-    assert conv2["packed_bytes"] == 15 * 72 + 144
+    assert (conv2["R"], conv2["K"]) == (12, 108)
+    assert conv2["rows_per_group"] == {"SP2": 8, "FIXED4": 3, "FIXED8": 1}  # 65:30:5 of 12 rows
+    assert conv2["rows_per_format"] == {"FIXED-4": 3, "FIXED-8": 1, "SP2-4": 8}
+    assert conv2["packed_bytes"] == 11 * 54 + 108
     assert info["totals"]["packed_bytes"] == sum(l["packed_bytes"] for l in info["layers"])
     result = json.loads(run(capsys, "golden", "RUN/art", "--data", "digits", "--json"))
     assert result["images"] == 540

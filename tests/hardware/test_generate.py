@@ -112,7 +112,7 @@ def test_layers_an_array_cannot_run_are_refused(digits_artifacts):
     _, art, _ = digits_artifacts["mixed"]
     layer = art.op("conv2")
     tiny = dataclasses.replace(small_array(), max_k=16)
-    with pytest.raises(RowmixError, match="layer 'conv2': K=144 exceeds the array's max_k=16"):
+    with pytest.raises(RowmixError, match="layer 'conv2': K=108 exceeds the array's max_k=16"):
         plan_layer(layer, art.tensors[layer.input], tiny, RequantSpec())
     no_f8 = dataclasses.replace(small_array(), groups={**small_array().groups, "FIXED8": GroupConfig(0, "dsp")})
     with pytest.raises(RowmixError, match="FIXED8 rows but the array has no FIXED8 lanes"):
