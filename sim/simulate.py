@@ -67,7 +67,9 @@ def sources(rtl: Path, target: str, work: Path) -> list[Path]:
 
 
 def build(rtl: Path, target: str, simulator: str, work: Path):
-    """Compile the RTL once; returns the cocotb runner and its build directory."""
+    """Compile the RTL (a no-op when the build directory is up to date); returns the cocotb runner
+    and its build directory. Runner.test keeps per-run state on the instance, so each parallel
+    worker builds its own runner, one after the other, on the shared build directory."""
     from cocotb_tools.runner import get_runner
 
     if simulator not in SIMULATORS:
@@ -117,7 +119,8 @@ def simulate(
     t0 = time.perf_counter()
     try:
         np.savez(work / "images.npz", images=np.asarray(images, np.float32), labels=np.asarray(labels, np.int64))
-        runner, build_dir = build(rtl, cfg.target, simulator, work)
+        runners = [build(rtl, cfg.target, simulator, work)[0] for _ in range(max(1, min(workers, len(images))))]
+        build_dir = work / "build"
         n = len(images)
         workers = max(1, min(workers, n))
         bounds = [round(i * n / workers) for i in range(workers + 1)]
@@ -130,14 +133,14 @@ def simulate(
             job.save(d / "job.json")
             jobs.append((job, d))
 
-        def run(job_dir):
-            job, d = job_dir
-            runner.test(test_module="rowmix.sim.testbench", hdl_toplevel=TOP, build_dir=build_dir, test_dir=d,
+        def run(w: int):
+            job, d = jobs[w]
+            runners[w].test(test_module="rowmix.sim.testbench", hdl_toplevel=TOP, build_dir=build_dir, test_dir=d,
                         extra_env={"ROWMIX_SIM_JOB": str(d / "job.json"), "PYTHONPATH": os.pathsep.join(sys.path)},
                         results_xml=str(d / "results.xml"), log_file=d / "sim.log", timescale=("1ns", "1ps"))
 
         with ThreadPoolExecutor(workers) as pool:
-            futures = [pool.submit(run, j) for j in jobs]
+            futures = [pool.submit(run, w) for w in range(len(jobs))]
             for f in futures:
                 f.result()
         results = []

@@ -238,42 +238,153 @@ def generate(
                   f"{est['resources']['dsp']} DSPs, {est['resources']['memory_bits']} memory bits")
 
 
-@app.command()
-def flow(
-    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/flow"),
-    model: Annotated[str, typer.Option(help="Built-in model.")] = "digits",
-    method: Annotated[str, typer.Option(help="Quantization method.")] = "mixed",
-    ratio: Annotated[str, typer.Option(help="SP2:FIXED4:FIXED8 row shares.")] = "65:30:5",
-    act_bits: Annotated[int, typer.Option(help="Activation bits inside the network.")] = 4,
-    data_dir: DataDir = None,
-    limit: Annotated[Optional[int], typer.Option(help="Evaluate on the first N eval images only.")] = None,
-) -> None:
-    """The main job, end to end on the built-in default: train or load the float model, quantize row-wise
-    with mixed schemes, export, and score the golden model beside float and fake-quant."""
+class SimulatorChoice(str, Enum):
+    icarus = "icarus"
+    verilator = "verilator"
+
+
+def _images(art, data: Optional[str], data_dir: Optional[Path], split: str, limit: Optional[int]):
     from .data import load_dataset
-    from .evaluate import evaluate
     from .models import MODELS
 
-    t0 = time.perf_counter()
-    art_dir, art = _quantize_to(out / "artifact", model, None, data_dir, method, 8, ratio, act_bits, None,
-                                RequantChoice.single16, None)
-    ds = load_dataset(MODELS[model], "eval", data_dir, limit)
-    e = evaluate(art, ds, data_dir)
-    from .artifact import summarize
+    data = data or MODELS.get(art.model.get("name", ""), None)
+    if data is None:
+        raise RowmixError("--data is required: the artifact's model is not built in")
+    ds = load_dataset(data, split, data_dir, limit)
+    if tuple(ds.images.shape[1:]) != art.input.shape:
+        raise RowmixError(f"{data} images are {list(ds.images.shape[1:])}, the artifact expects {list(art.input.shape)}")
+    return ds
 
-    summary = {"artifact": str(art_dir), "model": model, "method": method, "ratio": ratio, "act_bits": act_bits,
-               **{k: v for k, v in summarize(art).items() if k in ("achieved_ratio", "totals")},
-               "evaluation": e.to_json(), "seconds": round(time.perf_counter() - t0, 2)}
-    tmp = out / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    tmp.replace(out / "summary.json")
-    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
-    t = Table(title=f"rowmix flow: {model}, {method} {ratio}, A{act_bits}, {e.images} eval images")
-    for col in ("float", "fake-quant", "golden (integer)", "golden = fake-quant"):
+
+def _simulate(artifact: Path, rtl: Path, ds, simulator: str, workers: int):
+    from .sim import simulate
+
+    err.print(f"simulating {len(ds)} images on {simulator} ({workers} processes)")
+    return simulate(artifact, rtl, ds.images, ds.labels, simulator=simulator, workers=workers)
+
+
+@app.command("simulate")
+def simulate_cmd(
+    artifact: Annotated[Path, typer.Argument(help="Artifact directory.")],
+    rtl: Annotated[Path, typer.Option(help="Directory written by `rowmix generate` for this artifact.")],
+    simulator: Annotated[SimulatorChoice, typer.Option(help="icarus (default) or verilator.")] = SimulatorChoice.icarus,
+    data: Annotated[Optional[str], typer.Option(help="digits or cifar10 (default: the artifact model's).")] = None,
+    data_dir: DataDir = None,
+    split: Annotated[str, typer.Option(help="tune, eval or all.")] = "eval",
+    limit: Annotated[Optional[int], typer.Option(help="Simulate only the first N images.")] = None,
+    workers: Annotated[int, typer.Option(help="Simulator processes in parallel.")] = 2,
+    json_out: Json = False,
+) -> None:
+    """Run the generated Verilog under cocotb on real images; every MAC layer is checked bit for bit
+    against the golden model. Exits with code 1 on the first mismatch (named by layer, row, image, pixel)."""
+    from . import golden
+    from .artifact import read_artifact
+
+    art = read_artifact(artifact)
+    ds = _images(art, data, data_dir, split, limit)
+    r = _simulate(artifact, rtl, ds, simulator.value, workers)
+    g = golden.run(art, ds.images)
+    out = {"images": r.images, "mismatches": r.mismatches, "first_mismatch": r.first_mismatch,
+           "rtl_accuracy": r.rtl_accuracy, "golden_accuracy": golden.accuracy(g, ds.labels),
+           "golden_vs_rtl_agreement": int((g.predictions[: r.images] == r.rtl_predictions).sum()),
+           "cycles": r.cycles, "model_cycles": r.model_cycles, "ideal_cycles": r.ideal_cycles,
+           "utilisation": r.utilisation, "macs": r.macs, "sim_seconds": r.sim_seconds, "simulator": r.simulator,
+           "layers": r.layers}
+    if json_out:
+        print(json.dumps(out))
+    else:
+        err.print(f"{r.images} images on {r.simulator}: {'bit-exact' if not r.mismatches else 'MISMATCH'}; RTL accuracy "
+                  f"{100 * r.rtl_accuracy:.2f} %, golden {100 * out['golden_accuracy']:.2f} %; {r.cycles} cycles "
+                  f"(model {r.model_cycles}, ideal {r.ideal_cycles}, utilisation {100 * r.utilisation:.1f} %); "
+                  f"{r.sim_seconds:.1f} s")
+    if r.mismatches:
+        err.print(f"[bold red]mismatch:[/bold red] {r.first_mismatch}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    artifact: Annotated[Path, typer.Argument(help="Artifact directory.")],
+    rtl: Annotated[Optional[Path], typer.Option(help="Generated RTL directory; without it the RTL column is empty.")] = None,
+    simulator: Annotated[SimulatorChoice, typer.Option(help="icarus or verilator.")] = SimulatorChoice.icarus,
+    data: Annotated[Optional[str], typer.Option(help="digits or cifar10 (default: the artifact model's).")] = None,
+    data_dir: DataDir = None,
+    split: Annotated[str, typer.Option(help="tune, eval or all.")] = "eval",
+    limit: Annotated[Optional[int], typer.Option(help="Compare on the first N images only.")] = None,
+    workers: Annotated[int, typer.Option(help="Simulator processes in parallel.")] = 2,
+    json_out: Json = False,
+) -> None:
+    """Float, fake-quant, golden and RTL accuracy side by side on the same images, with agreement counts."""
+    import numpy as np
+
+    from .artifact import read_artifact
+    from .evaluate import evaluate
+
+    art = read_artifact(artifact)
+    ds = _images(art, data, data_dir, split, limit)
+    e = evaluate(art, ds, data_dir)
+    r = _simulate(artifact, rtl, ds, simulator.value, workers) if rtl is not None else None
+    g = np.array(e.golden_predictions)
+    out = {
+        "images": len(ds), "float_accuracy": e.float_accuracy, "fakequant_accuracy": e.fakequant_accuracy,
+        "golden_accuracy": e.accuracy, "rtl_accuracy": None if r is None else r.rtl_accuracy,
+        "mismatches": None if r is None else r.mismatches,
+        "agreement": {
+            "golden_vs_rtl": None if r is None else int((g == np.array(r.rtl_predictions)).sum()),
+            "golden_vs_fakequant": None if e.fakequant_predictions is None else int((g == np.array(e.fakequant_predictions)).sum()),
+        },
+    }
+    if json_out:
+        print(json.dumps(out))
+        return
+    t = Table(title=f"{artifact}: {len(ds)} {ds.name}/{split} images")
+    for col in ("float", "fake-quant", "golden", "RTL", "golden = RTL", "golden = fake-quant"):
         t.add_column(col, justify="right")
-    t.add_row(pct(e.float_accuracy), pct(e.fakequant_accuracy), pct(e.accuracy), pct(e.golden_vs_fakequant_agreement))
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
+    cnt = lambda v: "n/a" if v is None else f"{v}/{len(ds)}"  # noqa: E731
+    t.add_row(pct(out["float_accuracy"]), pct(out["fakequant_accuracy"]), pct(out["golden_accuracy"]),
+              pct(out["rtl_accuracy"]), cnt(out["agreement"]["golden_vs_rtl"]), cnt(out["agreement"]["golden_vs_fakequant"]))
     err.print(t)
-    print(f"summary: {out / 'summary.json'}")
+    if r is not None and r.mismatches:
+        err.print(f"[bold red]mismatch:[/bold red] {r.first_mismatch}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def flow(
+    out: Annotated[Path, typer.Option(help="Run directory (stages are cached in it).")] = Path("runs/flow"),
+    model: Annotated[str, typer.Option(help="digits (default), resnet20 or resnet56.")] = "digits",
+    data: Annotated[Optional[str], typer.Option(help="The model's dataset (digits or cifar10); checked against the model.")] = None,
+    data_dir: DataDir = None,
+    method: Annotated[str, typer.Option(help="Quantization method.")] = "mixed",
+    ratio: Annotated[Optional[str], typer.Option(help="SP2:FIXED4:FIXED8 row shares (default: the board's, from the "
+                                                      "shipped resource model).")] = None,
+    board: Annotated[str, typer.Option(help="Board whose resource-model ratio is used.")] = "icebreaker",
+    act_bits: Annotated[int, typer.Option(help="Activation bits inside the network.")] = 4,
+    simulator: Annotated[SimulatorChoice, typer.Option(help="icarus or verilator.")] = SimulatorChoice.icarus,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate and simulate the first N eval images only.")] = None,
+    workers: Annotated[int, typer.Option(help="Simulator processes in parallel.")] = 2,
+) -> None:
+    """The main job, end to end: float model, row-wise mixed quantization at the board's ratio, artifact,
+    golden model, Verilog, cocotb simulation of the eval images, comparison, DIR/report.html and DIR/summary.json."""
+    from .flow import FlowOptions, run_flow
+    from .models import MODELS
+
+    if data is not None and MODELS.get(model) != data:
+        raise RowmixError(f"model {model!r} runs on {MODELS.get(model)!r}, not {data!r}")
+    s = run_flow(FlowOptions(out=out, model=model, data_dir=data_dir, method=method, ratio=ratio, board=board,
+                             act_bits=act_bits, simulator=simulator.value, limit=limit, workers=workers))
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
+    t = Table(title=f"rowmix flow: {model}, {method} {s['ratio']}, A{act_bits}, {s['images']} eval images")
+    for col in ("float", "fake-quant", "golden", "RTL", "RTL vs golden", "cycles/image", "utilisation"):
+        t.add_column(col, justify="right")
+    a = s["accuracy"]
+    t.add_row(pct(a["float"]), pct(a["fake-quant"]), pct(a["golden"]), pct(a["RTL"]),
+              "bit-exact" if s["mismatches"] == 0 else "MISMATCH", str(s["cycles_per_image"]), pct(s["utilisation"]))
+    err.print(t)
+    print(f"report: {out / 'report.html'}  summary: {out / 'summary.json'}  ({s['seconds']:.0f} s)")
+    if s["mismatches"]:
+        raise typer.Exit(1)
 
 
 @bench_app.command("golden")

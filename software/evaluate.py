@@ -32,9 +32,15 @@ class Evaluation:
     golden_seconds: float
     golden_images_per_second: float
     note: str | None = None
+    golden_predictions: list[int] | None = None
+    fakequant_predictions: list[int] | None = None
 
-    def to_json(self) -> dict:
-        return asdict(self)
+    def to_json(self, predictions: bool = False) -> dict:
+        d = asdict(self)
+        if not predictions:
+            d.pop("golden_predictions")
+            d.pop("fakequant_predictions")
+        return d
 
 
 @torch.no_grad()
@@ -74,7 +80,8 @@ def evaluate(art: Artifact, ds: Dataset, data_dir: str | Path | None = None, bat
         fq_acc = float((p_fq == ds.labels).mean())
         agree = float((p_fq == g.predictions).mean())
     return Evaluation(ds.name, ds.split, len(ds), acc, f_acc, fq_acc, agree, seconds,
-                      len(ds) / seconds if seconds > 0 else float("inf"), note)
+                      len(ds) / seconds if seconds > 0 else float("inf"), note,
+                      g.predictions.tolist(), None if model is None else p_fq.tolist())
 
 
 __all__ = ["Evaluation", "evaluate", "float_model_for", "torch_predictions", "weights_sha256"]
