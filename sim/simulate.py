@@ -37,7 +37,9 @@ class SimResult:
     ideal_cycles: int
     utilisation: float
     macs: int
-    sim_seconds: float
+    sim_seconds: float  # wall time of simulate(): build, simulation, collection
+    build_seconds: float = 0.0
+    run_seconds: float = 0.0  # the slowest worker's time inside the simulator (testbench running)
     layers: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -119,7 +121,9 @@ def simulate(
     t0 = time.perf_counter()
     try:
         np.savez(work / "images.npz", images=np.asarray(images, np.float32), labels=np.asarray(labels, np.int64))
+        t_build = time.perf_counter()
         runners = [build(rtl, cfg.target, simulator, work)[0] for _ in range(max(1, min(workers, len(images))))]
+        build_seconds = time.perf_counter() - t_build
         build_dir = work / "build"
         n = len(images)
         workers = max(1, min(workers, n))
@@ -176,5 +180,6 @@ def simulate(
         rtl_accuracy=float(np.mean(np.array(preds) == np.array(labs))) if preds else float("nan"),
         cycles=tot["cycles"], model_cycles=tot["model_cycles"], ideal_cycles=tot["ideal_cycles"],
         utilisation=tot["ideal_cycles"] / tot["cycles"] if tot["cycles"] else 0.0, macs=tot["macs"],
-        sim_seconds=time.perf_counter() - t0, layers=layers,
+        sim_seconds=time.perf_counter() - t0, build_seconds=build_seconds,
+        run_seconds=max(r["sim_seconds"] for r in results), layers=layers,
     )

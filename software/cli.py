@@ -405,6 +405,21 @@ def bench_golden(
     print(f"results: {out / 'golden_bench.md'}")
 
 
+@bench_app.command("sim")
+def bench_sim(
+    out: Annotated[Path, typer.Option(help="Directory for sim_bench.{json,md}.")] = Path("runs/bench/sim"),
+    images: Annotated[int, typer.Option(help="Digits images per simulator.")] = 16,
+) -> None:
+    """RTL simulation speed: Icarus Verilog against Verilator on the same design and images (cycles/s, MACs/s)."""
+    from .bench.sim_bench import run
+
+    result = run(out, images)
+    for r in result["runs"]:
+        err.print(f"{r['simulator']}: {r['cycles_per_s']:.0f} cycles/s, {r['macs_per_s']:.0f} MACs/s "
+                  f"(build {r['build_seconds']} s, run {r['run_seconds']} s)")
+    print(f"results: {out / 'sim_bench.md'}")
+
+
 @bench_app.command("hardware")
 def bench_hardware(
     out: Annotated[Path, typer.Option(help="Directory for resource_model.json, hardware_bench.md and the plot.")] = Path("runs/bench/hardware"),
