@@ -52,11 +52,22 @@ def test_resnet20_commands(tmp_path, capsys, cifar_dir):
     assert result["accuracy"] >= 0.89 and abs(result["accuracy"] - result["float_accuracy"]) <= 0.015
 
 
-def test_flow_writes_a_summary(tmp_path, capsys):
-    run(capsys, "flow", "--out", str(tmp_path / "flow"))
-    s = json.loads((tmp_path / "flow" / "summary.json").read_text())
-    assert s["evaluation"]["images"] == 540 and s["evaluation"]["accuracy"] > 0.95
-    assert (tmp_path / "flow" / "artifact" / "manifest.json").is_file()
+def test_flow_end_to_end_and_cached(tmp_path, capsys):
+    out = tmp_path / "flow"
+    run(capsys, "flow", "--out", str(out), "--limit", "8")
+    s = json.loads((out / "summary.json").read_text())
+    assert s["images"] == 8 and s["mismatches"] == 0
+    assert s["accuracy"]["RTL"] == s["accuracy"]["golden"] and s["agreement"]["golden vs RTL"] == 8
+    assert s["ratio"] == "83:13:4" and s["ratio_source"].startswith("resource-model:icebreaker")
+    assert s["cycles_per_image"] == s["model_cycles_per_image"]
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "bit-exact" in html
+    for f in ("artifact/manifest.json", "rtl/rowmix_array.v", "evaluation.json", "simulation.json", "stages.json"):
+        assert (out / f).exists(), f
+    with pytest.raises(SystemExit):  # unchanged inputs: every stage is reused
+        main(["flow", "--out", str(out), "--limit", "8"])
+    err = capsys.readouterr().err
+    assert all(f"{stage}: cached" in err for stage in ("quantize", "generate", "evaluate", "simulate"))
 
 
 def test_console_script_exit_codes(tmp_path):
