@@ -362,7 +362,9 @@ def flow(
     board: Annotated[str, typer.Option(help="Board whose resource-model ratio is used.")] = "icebreaker",
     act_bits: Annotated[int, typer.Option(help="Activation bits inside the network.")] = 4,
     simulator: Annotated[SimulatorChoice, typer.Option(help="icarus or verilator.")] = SimulatorChoice.icarus,
-    limit: Annotated[Optional[int], typer.Option(help="Evaluate and simulate the first N eval images only.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate the first N eval images only (default: all).")] = None,
+    sim_limit: Annotated[Optional[int], typer.Option(help="Simulate the first N of them on the RTL (default: all "
+                                                          "for digits, 20 for the ResNets).")] = None,
     workers: Annotated[int, typer.Option(help="Simulator processes in parallel.")] = 2,
 ) -> None:
     """The main job, end to end: float model, row-wise mixed quantization at the board's ratio, artifact,
@@ -373,9 +375,11 @@ def flow(
     if data is not None and MODELS.get(model) != data:
         raise RowmixError(f"model {model!r} runs on {MODELS.get(model)!r}, not {data!r}")
     s = run_flow(FlowOptions(out=out, model=model, data_dir=data_dir, method=method, ratio=ratio, board=board,
-                             act_bits=act_bits, simulator=simulator.value, limit=limit, workers=workers))
+                             act_bits=act_bits, simulator=simulator.value, limit=limit, sim_limit=sim_limit,
+                             workers=workers))
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
-    t = Table(title=f"rowmix flow: {model}, {method} {s['ratio']}, A{act_bits}, {s['images']} eval images")
+    t = Table(title=f"rowmix flow: {model}, {method} {s['ratio']}, A{act_bits}, {s['images']} eval images "
+                    f"({s['rtl_images']} through the RTL)")
     for col in ("float", "fake-quant", "golden", "RTL", "RTL vs golden", "cycles/image", "utilisation"):
         t.add_column(col, justify="right")
     a = s["accuracy"]
