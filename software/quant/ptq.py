@@ -75,10 +75,12 @@ def quantize(
 
 @torch.no_grad()
 def fakequant_from_artifact(model: nn.Module, art: Artifact) -> QuantNet:
-    """The torch fake-quant network started from the artifact's own codes and scales.
+    """The torch fake-quant network started from the artifact's own codes and scales, in deploy mode.
 
     Weights become `scale_r * v_r` (negation undone: BN comes from the float model), so the shared
-    encoder returns exactly the exported codes; activation formats are the artifact's."""
+    encoder returns exactly the exported codes; activation formats are the artifact's; BN is folded
+    with integer-snapped biases as in the export, so only the 16-bit multiplier separates it from
+    the golden model."""
     qnet = QuantNet(model, art.input.mean, art.input.std)
     qnet.acts["input"].fmt = art.input.tensor.fmt
     for op in art.ops:
@@ -93,4 +95,5 @@ def fakequant_from_artifact(model: nn.Module, art: Artifact) -> QuantNet:
             s = op.rows.scale.astype(np.float32)
             mac.weight.copy_(torch.from_numpy(s[:, None] * v).reshape(mac.weight.shape))
             mac.set_formats([op.rows.format(r) for r in range(op.r)], s)
+    qnet.set_deploy(True)
     return qnet

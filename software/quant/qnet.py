@@ -12,6 +12,7 @@ straight through every rounding, so the same network trains (QAT) in later metho
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,18 +33,53 @@ def key(name: str) -> str:
     return name.replace(".", "__")
 
 
+def lsq(u: torch.Tensor, v: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """LSQ straight-through estimator on normalised values u = x / s with codes v: the forward value
+    is v; inside [lo, hi] the gradient to u is 1 (so dx passes and ds gets v - u), outside it is 0
+    (ds gets the clipped level)."""
+    inside = (u >= lo) & (u <= hi)
+    return torch.where(inside, u + (v - u).detach(), v.detach())
+
+
+def grad_scaled(p: torch.Tensor, g: float) -> torch.Tensor:
+    """p in the forward pass, gradient multiplied by g (LSQ's step-size gradient scale)."""
+    return (p - p * g).detach() + p * g
+
+
 class ActQuant(nn.Module):
-    """Per-tensor activation quantizer; identity until a format is set or while disabled."""
+    """Per-tensor activation quantizer with a learnable scale (LSQ); identity until a format is set
+    or while disabled. Codes come from the shared encoder (clamp(round_half_away(x / s)))."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.fmt: ActFormat | None = None
+        self.bits: int | None = None
+        self.signed = False
+        self.scale = nn.Parameter(torch.ones(()), requires_grad=False)
         self.enabled = True
 
+    @property
+    def fmt(self) -> ActFormat | None:
+        return None if self.bits is None else ActFormat(self.bits, self.signed, float(np.float32(self.scale.item())))
+
+    @fmt.setter
+    def fmt(self, f: ActFormat | None) -> None:
+        if f is None:
+            self.bits = None
+            return
+        self.bits, self.signed = f.bits, f.signed
+        with torch.no_grad():
+            self.scale.fill_(float(np.float32(f.scale)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.fmt is None or not self.enabled:
+        f = self.fmt
+        if f is None or not self.enabled:
             return x
-        return ste(x, quantize_activation(x, self.fmt) * self.fmt.scale)
+        if not (self.training and self.scale.requires_grad):
+            return quantize_activation(x, f) * f.scale
+        s = grad_scaled(self.scale, 1.0 / math.sqrt(x[0].numel() * f.hi))
+        u = x / s
+        v = torch.clip(round_half_away(u), f.lo, f.hi)
+        return lsq(u, v, f.lo, f.hi) * s
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
         assert self.fmt is not None
@@ -51,7 +87,11 @@ class ActQuant(nn.Module):
 
 
 class QuantMac(nn.Module):
-    """Conv2d / Linear with folded-in BN and ReLU, row-wise weight formats and scales."""
+    """Conv2d / Linear with folded-in BN and ReLU, row-wise weight formats and (learnable) scales.
+
+    `deploy=True` evaluates what the exported integer layer computes: BN folded into each row's
+    gain and an offset snapped to the accumulator's integer grid (the artifact's bias_int), so the
+    fake-quant network and the golden model differ only by the 16-bit multiplier's rounding."""
 
     def __init__(self, node: QNode) -> None:
         super().__init__()
@@ -63,19 +103,24 @@ class QuantMac(nn.Module):
         self.bn = copy.deepcopy(node.bn) if node.bn is not None else None
         self.relu = node.relu
         rows = self.weight.shape[0]
-        self.register_buffer("scale", torch.ones(rows))
+        self.scale = nn.Parameter(torch.ones(rows), requires_grad=False)
+        self.register_buffer("sensitivity", torch.full((rows,), float("nan")))
         self.formats: list[RowFormat] = []
         self.quantize_weights = True
+        self.deploy = False
+        self.s_in = 1.0  # scale of the input activations (set by QuantNet for deploy mode)
 
     @property
     def rows(self) -> int:
         return self.weight.shape[0]
 
-    def set_formats(self, formats: Sequence[RowFormat], scales: np.ndarray) -> None:
-        if len(formats) != self.rows or len(scales) != self.rows:
+    def set_formats(self, formats: Sequence[RowFormat], scales: np.ndarray | None = None) -> None:
+        if len(formats) != self.rows or (scales is not None and len(scales) != self.rows):
             raise ValueError("one format and one scale per row")
         self.formats = list(formats)
-        self.scale.copy_(torch.as_tensor(np.asarray(scales, np.float32)))
+        if scales is not None:
+            with torch.no_grad():
+                self.scale.copy_(torch.as_tensor(np.asarray(scales, np.float32)))
 
     def _groups(self) -> dict[RowFormat, torch.Tensor]:
         groups: dict[RowFormat, list[int]] = {}
@@ -86,29 +131,54 @@ class QuantMac(nn.Module):
     def weight_values(self) -> torch.Tensor:
         """Integer values v [R, K] (as float) of the current weights, formats and scales."""
         w = self.weight.detach().reshape(self.rows, -1)
+        s = self.scale.detach()
         v = torch.zeros_like(w)
         for f, rows in self._groups().items():
-            v[rows] = quantize_values(w[rows], self.scale[rows, None], f)
+            v[rows] = quantize_values(w[rows], s[rows, None], f)
         return v
 
     def quantized_weight(self) -> torch.Tensor:
         if not self.formats or not self.quantize_weights:
             return self.weight
         w = self.weight.reshape(self.rows, -1)
-        w_hat = torch.zeros_like(w)
+        learn = self.training and self.scale.requires_grad
+        s_all = grad_scaled(self.scale, 1.0 / math.sqrt(w.shape[1] * 8)) if learn else self.scale.detach()
+        parts = []
+        order = []
         for f, rows in self._groups().items():
-            s = self.scale[rows, None]
-            w_hat[rows] = s * quantize_values(w[rows], s, f)
-        return ste(self.weight, w_hat.reshape(self.weight.shape))
+            s = s_all[rows, None]
+            v = quantize_values(w[rows].detach(), s.detach(), f)
+            if learn:  # LSQ: gradients to the weights (inside the range) and to the row scales
+                parts.append(lsq(w[rows] / s, v, -f.qmax, f.qmax) * s)
+            else:
+                parts.append(ste(w[rows], s * v))
+            order.append(rows)
+        w_hat = torch.cat(parts)[torch.argsort(torch.cat(order))]
+        return w_hat.reshape(self.weight.shape)
+
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference BN (and conv bias) as per-row gain and offset."""
+        b = self.bias if self.bias is not None else torch.zeros(self.rows)
+        if self.bn is None:
+            return torch.ones(self.rows), b
+        bn = self.bn
+        gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        return gain, bn.bias + gain * (b - bn.running_mean)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.quantized_weight()
-        if self.kind == "conv":
-            y = F.conv2d(x, w, self.bias, self.attrs["stride"], self.attrs["padding"])
+        conv = (lambda b: F.conv2d(x, w, b, self.attrs["stride"], self.attrs["padding"])) if self.kind == "conv" \
+            else (lambda b: F.linear(x, w, b))
+        if self.deploy:
+            gain, offset = self.affine()
+            step = gain.abs() * self.s_in * self.scale  # real value of one accumulator LSB
+            offset = round_half_away(offset / step) * step  # the exported integer bias
+            shape = (1, -1, 1, 1) if self.kind == "conv" else (1, -1)
+            y = conv(None) * gain.reshape(shape) + offset.reshape(shape)
         else:
-            y = F.linear(x, w, self.bias)
-        if self.bn is not None:
-            y = self.bn(y)
+            y = conv(self.bias)
+            if self.bn is not None:
+                y = self.bn(y)
         return F.relu(y) if self.relu else y
 
 
@@ -141,6 +211,22 @@ class QuantNet(nn.Module):
             a.enabled = on
         for m in self.macs.values():
             m.quantize_weights = on
+
+    def set_deploy(self, on: bool) -> None:
+        """Evaluate BN folded with integer-snapped biases, as the exported artifact computes."""
+        for node in self.nodes:
+            if node.kind in ("conv", "linear"):
+                mac = self.mac(node.name)
+                mac.deploy = on
+                if on:
+                    mac.s_in = self.tensor_format(node.inputs[0]).scale
+
+    def set_learning(self, weights_scales: bool, act_scales: bool) -> None:
+        """Which quantizer scales QAT learns (LSQ)."""
+        for m in self.macs.values():
+            m.scale.requires_grad_(weights_scales)
+        for a in self.acts.values():
+            a.scale.requires_grad_(act_scales and a.bits is not None)
 
     def mac(self, name: str) -> QuantMac:
         return self.macs[key(name)]

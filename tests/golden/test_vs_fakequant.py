@@ -34,8 +34,13 @@ def test_predictions_agree_on_the_digits_test_split(name, digits_artifacts, digi
     fq = fakequant_from_artifact(digits_model[0], art)
     p_fq = torch_predictions(fq, digits_eval.images)
     assert (p_fq == g.predictions).mean() >= 0.99
-    # the exporting network (codes from its own float weights) predicts the same as the reloaded one
-    assert np.array_equal(torch_predictions(qnet, digits_eval.images), p_fq)
+    # the exporting network in deploy mode (codes from its own float weights) predicts the same as
+    # the network reloaded from the artifact
+    qnet.set_deploy(True)
+    try:
+        assert np.array_equal(torch_predictions(qnet, digits_eval.images), p_fq)
+    finally:
+        qnet.set_deploy(False)
     assert golden.accuracy(g, digits_eval.labels) >= 0.95
 
 
