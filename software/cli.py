@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass as _dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -76,27 +77,77 @@ def _ratio(ratio: str, ratio_from: Optional[Path], board: Optional[str], act_bit
     return Ratio.parse(ratio_string(r), source=f"{r['source']} ({ratio_from})")
 
 
-def _quantize_to(out: Path, model_name: str, data: Optional[str], data_dir: Optional[Path], method: str, bits: int,
-                 ratio: str, act_bits: int, calib: Optional[int], requant: RequantChoice, weights: Optional[Path],
-                 ratio_from: Optional[Path] = None, board: Optional[str] = None):
-    """Shared by `quantize` and `flow`: build, calibrate, export, write atomically."""
+@_dataclass(frozen=True)
+class QuantizeOptions:
+    """Everything `quantize` (and `flow`) pass to the pipeline."""
+
+    model: str = "digits"
+    data: Optional[str] = None
+    data_dir: Optional[Path] = None
+    method: str = "mixed"
+    bits: int = 8
+    ratio: str = "65:30:5"
+    ratio_from: Optional[Path] = None
+    board: Optional[str] = None
+    act_bits: int = 8
+    calib: Optional[int] = None
+    requant: RequantChoice = RequantChoice.single16
+    weights: Optional[Path] = None
+    epochs: int = 0
+    batch: int = 128
+    lr: float = 0.01
+    kd_alpha: float = 0.9
+    checkpoint: Optional[Path] = None
+    ranking: str = "hessian"
+    split: str = "shape"
+    hutchinson_samples: int = 32
+    reassign_every: int = 0
+    seed: int = 0
+    usp: bool = True
+
+
+def _quantize_to(out: Path, o: "QuantizeOptions"):
+    """Shared by `quantize` and `flow`: build, calibrate, (train), export, write atomically."""
     from .artifact import write_artifact
-    from .console import progress
+    from .console import progress_bars
     from .data import load_dataset
     from .models import MODELS, build_model
-    from .quant import make_method, quantize
+    from .quant import METHODS, TrainConfig, make_method, quantize
+    from .quant.qat import init_distributed, rank_world
 
-    if model_name not in MODELS:
-        raise RowmixError(f"unknown model {model_name!r} (known: {', '.join(MODELS)})")
-    m = make_method(method, bits, _ratio(ratio, ratio_from, board, act_bits))  # validate before slow work
-    data = data or MODELS[model_name]
-    if calib is None:
-        calib = 1000 if data == "cifar10" else None
-    model, info = build_model(model_name, data_dir, weights)
-    tune = load_dataset(data, "tune", data_dir, calib)
-    with progress(f"calibrating on {len(tune)} {data} images", len(tune)) as update:
-        q = quantize(model, info, m, tune.images, tune.mean, tune.std, act_bits=act_bits,
-                     requant=_requant(requant), progress=update)
+    if o.model not in MODELS:
+        raise RowmixError(f"unknown model {o.model!r} (known: {', '.join(MODELS)})")
+    if o.method not in METHODS:
+        raise RowmixError(f"unknown method {o.method!r} (known: {', '.join(METHODS)})")
+    options = {}
+    if o.method in ("rmsmp", "ilmpq", "msq"):
+        options = dict(ranking=o.ranking, split=o.split, samples=o.hutchinson_samples,
+                       reassign_every=o.reassign_every, seed=o.seed)
+    elif o.method == "qmse":
+        options = dict(usp=o.usp)
+    m = make_method(o.method, o.bits, _ratio(o.ratio, o.ratio_from, o.board, o.act_bits), **options)
+    data = o.data or MODELS[o.model]
+    calib = o.calib if o.calib is not None else (1000 if data == "cifar10" else None)
+    distributed = init_distributed()
+    rank, _ = rank_world()
+    model, info = build_model(o.model, o.data_dir, o.weights)
+    tune_all = load_dataset(data, "tune", o.data_dir)
+    tune = load_dataset(data, "tune", o.data_dir, calib)
+    train_cfg = None
+    if o.epochs > 0:
+        train_cfg = TrainConfig(epochs=o.epochs, batch=o.batch, lr=o.lr, kd_alpha=o.kd_alpha, seed=o.seed,
+                                checkpoint=None if o.checkpoint is None else str(o.checkpoint))
+    bars = [(f"calibrating on {len(tune)} {data} images", len(tune))]
+    if o.epochs > 0:
+        bars.append((f"QAT, {o.epochs} epochs on {len(tune_all)} images", o.epochs * (len(tune_all) // o.batch)))
+    with progress_bars(*bars) as updates:
+        update, train_update = updates[0], updates[-1]
+        q = quantize(model, info, m, tune.images, tune.mean, tune.std, act_bits=o.act_bits,
+                     requant=_requant(o.requant), progress=update if rank == 0 else None, calib_labels=tune.labels,
+                     train_config=train_cfg, train_images=tune_all.images, train_labels=tune_all.labels,
+                     train_progress=lambda step, total, loss: train_update(step))
+    if distributed and rank != 0:
+        return None, q.artifact
     return write_artifact(q.artifact, out), q.artifact
 
 
@@ -104,10 +155,11 @@ def _quantize_to(out: Path, model_name: str, data: Optional[str], data_dir: Opti
 def quantize(
     out: Annotated[Path, typer.Option(help="Artifact directory to write (replaced atomically).")],
     model: Annotated[str, typer.Option(help="Built-in model: digits, resnet20, resnet56.")] = "digits",
-    method: Annotated[str, typer.Option(help="fixed (every row FIXED-b), sp2 (every row SP2-4) or mixed "
-                                              "(SP2 : FIXED4 : FIXED8 rows by --ratio).")] = "mixed",
-    bits: Annotated[int, typer.Option(help="Weight bits of method fixed (2..8).")] = 8,
-    ratio: Annotated[str, typer.Option(help="Row shares SP2:FIXED4:FIXED8 in percent for method mixed.")] = "65:30:5",
+    method: Annotated[str, typer.Option(help="fixed, sp2, mixed (variance-ranked rows), rmsmp (Hessian-ranked "
+                                              "SP2/FIXED4/FIXED8 rows), ilmpq (FIXED4/FIXED8), msq (SP2/FIXED4), "
+                                              "qmse (MSE-optimal FIXED-b + BN re-estimation).")] = "mixed",
+    bits: Annotated[int, typer.Option(help="Weight bits of methods fixed and qmse (2..8).")] = 8,
+    ratio: Annotated[str, typer.Option(help="Row shares SP2:FIXED4:FIXED8 in percent (mixed, rmsmp, ilmpq, msq).")] = "65:30:5",
     ratio_from: Annotated[Optional[Path], typer.Option(help="Take the ratio from a resource model "
                                                             "(rowmix bench hardware) for --board.")] = None,
     board: Annotated[Optional[str], typer.Option(help="Board of --ratio-from: icebreaker, ulx3s-85f, pynq-z2.")] = None,
@@ -120,13 +172,29 @@ def quantize(
                                                          "(TFLite single rounding), tflite_double.")] = RequantChoice.single16,
     weights: Annotated[Optional[Path], typer.Option(help="Pretrained ResNet weights (.npz or .th) instead of "
                                                           "DATA_DIR/<model>.npz.")] = None,
+    epochs: Annotated[int, typer.Option(help="QAT epochs on the tune half (0: post-training only).")] = 0,
+    batch: Annotated[int, typer.Option(help="QAT batch (global, split over torchrun processes).")] = 128,
+    lr: Annotated[float, typer.Option(help="QAT learning rate (SGD, cosine schedule).")] = 0.01,
+    kd_alpha: Annotated[float, typer.Option(help="Share of the distillation loss from the float model.")] = 0.9,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="QAT checkpoint file: saved every epoch, resumed from "
+                                                            "when it exists.")] = None,
+    ranking: Annotated[str, typer.Option(help="rmsmp row ranking for FIXED-8: hessian, random or variance.")] = "hessian",
+    split: Annotated[str, typer.Option(help="rmsmp SP2 vs FIXED-4 split: shape (distortion gap) or variance.")] = "shape",
+    hutchinson_samples: Annotated[int, typer.Option(help="Hutchinson samples per calibration batch.")] = 32,
+    reassign_every: Annotated[int, typer.Option(help="Reassign rmsmp rows every N QAT epochs (0: never).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the Hessian probes, QAT shuffling and augmentation.")] = 0,
+    usp: Annotated[bool, typer.Option(help="qmse: re-estimate batch-norm statistics (USP).")] = True,
     json_out: Json = False,
 ) -> None:
-    """Quantize a model row by row and export the artifact (manifest.json + weights.npz)."""
+    """Quantize a model row by row (post-training or QAT) and export the artifact (manifest.json + weights.npz)."""
     from .artifact import summarize
 
-    path, art = _quantize_to(out, model, data, data_dir, method, bits, ratio, act_bits, calib, requant, weights,
-                             ratio_from, board)
+    o = QuantizeOptions(model, data, data_dir, method, bits, ratio, ratio_from, board, act_bits, calib, requant,
+                        weights, epochs, batch, lr, kd_alpha, checkpoint, ranking, split, hutchinson_samples,
+                        reassign_every, seed, usp)
+    path, art = _quantize_to(out, o)
+    if path is None:  # a non-zero torchrun rank: rank 0 writes the artifact
+        return
     s = summarize(art)
     if json_out:
         print(json.dumps({"artifact": str(path), **s["totals"], "achieved_ratio": s["achieved_ratio"]}))

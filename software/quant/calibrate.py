@@ -70,7 +70,9 @@ def collect(
     return {n: TensorStats(shapes[n], maxes[n], np.concatenate(samples[n])) for n in names}, shapes
 
 
-def set_activation_formats(qnet: QuantNet, stats: dict[str, TensorStats], act_bits: int) -> None:
+def set_activation_formats(qnet: QuantNet, stats: dict[str, TensorStats], act_bits: int,
+                           scale_of=activation_scale) -> None:
+    """`scale_of(samples, bits, signed)` picks hidden tensors' scales (the method's choice)."""
     qnet.acts["input"].fmt = ActFormat(INPUT_BITS, True, range_scale(stats["input"].max_abs, INPUT_BITS, True))
     for node in qnet.nodes:
         q = qnet.act(node.name)
@@ -86,4 +88,4 @@ def set_activation_formats(qnet: QuantNet, stats: dict[str, TensorStats], act_bi
             q.fmt = ActFormat(bits, src.signed, float(np.float32(src.scale * src.hi / probe.hi)))
         else:
             signed = not node.relu
-            q.fmt = ActFormat(act_bits, signed, activation_scale(st.samples, act_bits, signed))
+            q.fmt = ActFormat(act_bits, signed, scale_of(st.samples, act_bits, signed))

@@ -8,8 +8,8 @@ the lowest-variance rows SP2, the rest FIXED-4; Hessian-based ranking arrives wi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -57,71 +57,119 @@ class Ratio:
         return f"{self.sp2:g}:{self.fixed4:g}:{self.fixed8:g}"
 
 
-class Method(Protocol):
-    name: str
+@dataclass(frozen=True)
+class Calib:
+    """Calibration data in the raw image range (the network normalises)."""
 
-    def params(self) -> dict[str, Any]: ...
+    images: np.ndarray
+    labels: np.ndarray
 
-    def assign(self, layer: str, w: np.ndarray) -> list[RowFormat]:
-        """Formats of the rows of weight matrix w [R, K]."""
-        ...
+
+class Method:
+    """The plug-in interface every quantization method implements (DESIGN section 4).
+
+    The pipeline (quant/pipeline.py) calls, in order: `activation_scale` for every activation
+    tensor, `assign` (row formats, optional sensitivity), `init_scales` (row scales), `on_epoch` at
+    the start of each QAT epoch (e.g. reassignment), `post` after training (e.g. BN re-estimation);
+    the exporter then writes the artifact. Defaults: MSE-optimal scales, no training hooks."""
+
+    name: str = "method"
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def ratio_json(self) -> dict[str, Any] | None:
+        ratio = getattr(self, "ratio", None)
+        return ratio.to_json() if isinstance(ratio, Ratio) else None
+
+    def activation_scale(self, samples: np.ndarray, bits: int, signed: bool) -> float:
+        from .scales import activation_scale
+
+        return activation_scale(samples, bits, signed)
+
+    def assign_rows(self, layer: str, w: np.ndarray) -> list[RowFormat]:
+        raise NotImplementedError
+
+    def assign(self, qnet, calib: Calib | None) -> None:
+        for node in qnet.nodes:
+            if node.kind in ("conv", "linear"):
+                mac = qnet.mac(node.name)
+                mac.set_formats(self.assign_rows(node.name, mac.weight.detach().reshape(mac.rows, -1).numpy()))
+
+    def weight_scales(self, w: np.ndarray, fmt: RowFormat) -> np.ndarray:
+        from .scales import weight_scales
+
+        return weight_scales(w, fmt)
+
+    def init_scales(self, qnet, rows: dict[str, np.ndarray] | None = None) -> None:
+        """MSE-optimal scale of every row for its format (only `rows[layer]` if given)."""
+        for node in qnet.nodes:
+            if node.kind not in ("conv", "linear"):
+                continue
+            mac = qnet.mac(node.name)
+            w = mac.weight.detach().reshape(mac.rows, -1).numpy()
+            scales = mac.scale.detach().numpy().copy()
+            todo = set(range(mac.rows)) if rows is None else set(rows.get(node.name, ()))
+            for f in set(mac.formats):
+                idx = [r for r, g in enumerate(mac.formats) if g == f and r in todo]
+                if idx:
+                    scales[idx] = self.weight_scales(w[idx], f)
+            mac.set_formats(mac.formats, scales)
+
+    def on_epoch(self, epoch: int, epochs: int, qnet, calib: Calib | None) -> None:
+        pass
+
+    def post(self, qnet, calib: Calib | None) -> None:
+        pass
 
 
 @dataclass(frozen=True)
-class Fixed:
+class Fixed(Method):
     bits: int = 8
     name: str = "fixed"
 
     def __post_init__(self) -> None:
         if not 2 <= self.bits <= 8:
-            raise RowmixError(f"--bits must be 2..8 for method fixed, got {self.bits}")
+            raise RowmixError(f"--bits must be 2..8 for method {self.name}, got {self.bits}")
 
     def params(self) -> dict[str, Any]:
         return {"bits": self.bits}
 
-    def assign(self, layer: str, w: np.ndarray) -> list[RowFormat]:
+    def assign_rows(self, layer: str, w: np.ndarray) -> list[RowFormat]:
         return [RowFormat(Scheme.FIXED, self.bits)] * len(w)
 
 
 @dataclass(frozen=True)
-class SP2:
+class SP2(Method):
     name: str = "sp2"
 
-    def params(self) -> dict[str, Any]:
-        return {}
-
-    def assign(self, layer: str, w: np.ndarray) -> list[RowFormat]:
+    def assign_rows(self, layer: str, w: np.ndarray) -> list[RowFormat]:
         return [SP2_4] * len(w)
 
 
 @dataclass(frozen=True)
-class Mixed:
-    ratio: Ratio
+class Mixed(Method):
+    ratio: Ratio = field(default_factory=lambda: Ratio.parse("65:30:5"))
     name: str = "mixed"
 
     def params(self) -> dict[str, Any]:
         return {"ratio": str(self.ratio), "ranking": "variance"}
 
-    def assign(self, layer: str, w: np.ndarray) -> list[RowFormat]:
-        ns, n4, n8 = self.ratio.counts(len(w))
-        order = np.argsort(np.var(w.reshape(len(w), -1), axis=1), kind="stable")  # ascending variance
-        formats = [FIXED4] * len(w)
-        for r in order[:ns]:
-            formats[r] = SP2_4
-        for r in order[len(w) - n8 :]:
-            formats[r] = FIXED8
-        return formats
+    def assign_rows(self, layer: str, w: np.ndarray) -> list[RowFormat]:
+        return split_rows(self.ratio, np.var(w.reshape(len(w), -1), axis=1), np.var(w.reshape(len(w), -1), axis=1))
 
 
-METHODS = ("fixed", "sp2", "mixed")
-
-
-def make_method(name: str, bits: int = 8, ratio: "str | Ratio | None" = None) -> Method:
-    if name == "fixed":
-        return Fixed(bits)
-    if name == "sp2":
-        return SP2()
-    if name == "mixed":
-        r = ratio if isinstance(ratio, Ratio) else Ratio.parse(ratio or "65:30:5")
-        return Mixed(r)
-    raise RowmixError(f"unknown method {name!r} (known: {', '.join(METHODS)})")
+def split_rows(ratio: Ratio, f8_score: np.ndarray, sp2_score: np.ndarray) -> list[RowFormat]:
+    """The same ratio in every layer: the n8 rows with the highest `f8_score` become FIXED-8, the ns
+    of the rest with the lowest `sp2_score` SP2-4, the others FIXED-4 (stable ordering)."""
+    rows = len(f8_score)
+    ns, n4, n8 = ratio.counts(rows)
+    formats = [FIXED4] * rows
+    f8 = np.argsort(-np.asarray(f8_score), kind="stable")[:n8]
+    for r in f8:
+        formats[r] = FIXED8
+    rest = [r for r in np.argsort(np.asarray(sp2_score), kind="stable") if r not in set(f8.tolist())]
+    for r in rest[:ns]:
+        formats[r] = SP2_4
+    return formats

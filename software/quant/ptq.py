@@ -1,4 +1,8 @@
-"""Post-training quantization with the first front end's methods, and fake-quant from an artifact."""
+"""The quantization pipeline shared by every method, and fake-quant from an artifact.
+
+capture -> activation statistics -> activation formats (method.activation_scale) -> row formats
+(method.assign) -> row scales (method.init_scales) -> optional QAT (method.on_epoch each epoch) ->
+method.post -> export."""
 
 from __future__ import annotations
 
@@ -15,30 +19,16 @@ from ..formats import DEFAULT_REQUANT, RequantSpec, negate_values
 from ..models import ModelInfo
 from .calibrate import collect, set_activation_formats
 from .export import export
-from .methods import Method, Mixed
+from .methods import Calib, Method
+from .qat import TrainConfig, train
 from .qnet import QuantNet
-from .scales import weight_scales
 
 
 @dataclass(frozen=True)
 class Quantized:
     qnet: QuantNet
     artifact: Artifact
-
-
-def assign_and_scale(qnet: QuantNet, method: Method) -> None:
-    """Row formats from the method, then the MSE-optimal scale of every row for its format."""
-    for node in qnet.nodes:
-        if node.kind not in ("conv", "linear"):
-            continue
-        mac = qnet.mac(node.name)
-        w = mac.weight.detach().reshape(mac.rows, -1).numpy()
-        formats = method.assign(node.name, w)
-        scales = np.ones(mac.rows, np.float32)
-        for f in set(formats):
-            rows = [r for r, g in enumerate(formats) if g == f]
-            scales[rows] = weight_scales(w[rows], f)
-        mac.set_formats(formats, scales)
+    history: tuple = ()
 
 
 def quantize(
@@ -53,6 +43,11 @@ def quantize(
     requant: RequantSpec = DEFAULT_REQUANT,
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
+    calib_labels: np.ndarray | None = None,
+    train_config: TrainConfig | None = None,
+    train_images: np.ndarray | None = None,
+    train_labels: np.ndarray | None = None,
+    train_progress: Callable[[int, int, float], None] | None = None,
 ) -> Quantized:
     if act_bits not in (4, 8):
         raise RowmixError(f"--act-bits must be 4 or 8, got {act_bits}")
@@ -60,17 +55,28 @@ def quantize(
         raise RowmixError("no calibration images")
     qnet = QuantNet(model, mean, std)
     stats, shapes = collect(qnet, calib_images, batch_size, progress=progress)
-    set_activation_formats(qnet, stats, act_bits)
-    assign_and_scale(qnet, method)
-    ratio = method.ratio.to_json() if isinstance(method, Mixed) else None
+    set_activation_formats(qnet, stats, act_bits, method.activation_scale)
+    calib = Calib(calib_images, calib_labels)
+    method.assign(qnet, calib)
+    method.init_scales(qnet)
+    history: list = []
+    if train_config is not None and train_config.epochs > 0:
+        if train_images is None or train_labels is None:
+            raise RowmixError("QAT needs training images and labels")
+        history = train(qnet, model, train_images, train_labels, train_config, method, calib, train_progress)
+    method.post(qnet, calib)
+    sensitivity = {k.replace("__", "."): m.sensitivity.numpy() for k, m in qnet.macs.items()
+                   if not torch.isnan(m.sensitivity).all()}
+    params = {**method.params(), "act_bits": act_bits, "calibration_images": int(len(calib_images))}
+    if train_config is not None and train_config.epochs > 0:
+        params["qat"] = train_config.to_json()
     art = export(
         qnet, shapes,
         model={"name": info.name, "weights_sha256": info.weights_sha256},
-        method={"name": method.name, "params": {**method.params(), "act_bits": act_bits,
-                                                 "calibration_images": int(len(calib_images))}},
-        ratio=ratio, requant=requant,
+        method={"name": method.name, "params": params},
+        ratio=method.ratio_json, requant=requant, sensitivity=sensitivity,
     )
-    return Quantized(qnet, art)
+    return Quantized(qnet, art, tuple(history))
 
 
 @torch.no_grad()
@@ -80,7 +86,8 @@ def fakequant_from_artifact(model: nn.Module, art: Artifact) -> QuantNet:
     Weights become `scale_r * v_r` (negation undone: BN comes from the float model), so the shared
     encoder returns exactly the exported codes; activation formats are the artifact's; BN is folded
     with integer-snapped biases as in the export, so only the 16-bit multiplier separates it from
-    the golden model."""
+    the golden model. Methods that change BN (QMSE + USP) fold it into the artifact; the float model
+    then carries the original statistics, so compare such artifacts through the golden model."""
     qnet = QuantNet(model, art.input.mean, art.input.std)
     qnet.acts["input"].fmt = art.input.tensor.fmt
     for op in art.ops:

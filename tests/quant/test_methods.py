@@ -30,7 +30,7 @@ def test_mixed_assigns_by_variance_with_the_same_ratio():
     rng = np.random.default_rng(0)
     sigma = rng.uniform(0.1, 2.0, 64)
     w = rng.normal(size=(64, 50)) * sigma[:, None]
-    formats = make_method("mixed", ratio="65:30:5").assign("L", w)
+    formats = make_method("mixed", ratio="65:30:5").assign_rows("L", w)
     var = w.var(axis=1)
     assert [formats.count(f) for f in (SP2_4, FIXED4, FIXED8)] == [42, 19, 3]
     assert max(var[[f == SP2_4 for f in formats]]) <= min(var[[f == FIXED4 for f in formats]])
@@ -39,8 +39,8 @@ def test_mixed_assigns_by_variance_with_the_same_ratio():
 
 def test_fixed_and_sp2_methods():
     w = np.zeros((5, 3))
-    assert make_method("fixed", bits=3).assign("L", w) == [FIXED4.__class__("FIXED", 3)] * 5
-    assert make_method("sp2").assign("L", w) == [SP2_4] * 5
+    assert make_method("fixed", bits=3).assign_rows("L", w) == [FIXED4.__class__("FIXED", 3)] * 5
+    assert make_method("sp2").assign_rows("L", w) == [SP2_4] * 5
 
 
 @pytest.mark.parametrize("fmt", [FIXED4, SP2_4, FIXED8], ids=str)
