@@ -67,7 +67,7 @@ def quantize(
     method.post(qnet, calib)
     sensitivity = {k.replace("__", "."): m.sensitivity.numpy() for k, m in qnet.macs.items()
                    if not torch.isnan(m.sensitivity).all()}
-    params = {**method.params(), "act_bits": act_bits, "calibration_images": int(len(calib_images))}
+    params = {**method.params(), **qnet.notes, "act_bits": act_bits, "calibration_images": int(len(calib_images))}
     if train_config is not None and train_config.epochs > 0:
         params["qat"] = train_config.to_json()
     art = export(
@@ -81,13 +81,14 @@ def quantize(
 
 @torch.no_grad()
 def fakequant_from_artifact(model: nn.Module, art: Artifact) -> QuantNet:
-    """The torch fake-quant network started from the artifact's own codes and scales, in deploy mode.
+    """The torch fake-quant network of an artifact, in deploy mode: everything comes from the artifact.
 
-    Weights become `scale_r * v_r` (negation undone: BN comes from the float model), so the shared
-    encoder returns exactly the exported codes; activation formats are the artifact's; BN is folded
-    with integer-snapped biases as in the export, so only the 16-bit multiplier separates it from
-    the golden model. Methods that change BN (QMSE + USP) fold it into the artifact; the float model
-    then carries the original statistics, so compare such artifacts through the golden model."""
+    Weights become `scale_r * v_r` (negation undone), so the shared encoder returns exactly the
+    exported codes; activation formats are the artifact's; each row's gain and offset are rebuilt
+    from its multiplier and integer bias (gain = +-(M0 / 2^n) s_out / (s_in scale), offset =
+    bias_int |gain| s_in scale), so trained or re-estimated batch norms need no float model. It
+    differs from the golden model only by float arithmetic (rounding ties). The float model gives
+    the graph and the shapes."""
     qnet = QuantNet(model, art.input.mean, art.input.std)
     qnet.acts["input"].fmt = art.input.tensor.fmt
     for op in art.ops:
@@ -102,5 +103,11 @@ def fakequant_from_artifact(model: nn.Module, art: Artifact) -> QuantNet:
             s = op.rows.scale.astype(np.float32)
             mac.weight.copy_(torch.from_numpy(s[:, None] * v).reshape(mac.weight.shape))
             mac.set_formats([op.rows.format(r) for r in range(op.r)], s)
+            s_in, s_out = art.tensors[op.input].scale, op.out.scale
+            sign = np.where(op.rows.negated, -1.0, 1.0)
+            mult = np.ldexp(op.rows.m0.astype(np.float64), -op.rows.n)
+            gain = sign * mult * s_out / (s_in * op.rows.scale)
+            offset = op.rows.bias * mult * s_out
+            mac.folded = (torch.from_numpy(gain.astype(np.float32)), torch.from_numpy(offset.astype(np.float32)))
     qnet.set_deploy(True)
     return qnet

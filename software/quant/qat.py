@@ -39,7 +39,11 @@ class TrainConfig:
     augment: bool = True  # random crop (pad 4) and horizontal flip, for image sizes >= 16
     seed: int = 0
     checkpoint: str | None = None  # file to save every epoch and resume from
-    learn_scales: bool = True
+    learn_act_scales: bool = True  # LSQ on hidden activation scales (input and logits stay fixed)
+    learn_weight_scales: bool = False  # False: row scales are refitted (MSE) at every epoch start
+    scale_lr: float = 0.1  # learning-rate multiplier of the scales
+    clip_grad: float = 1.0  # global gradient-norm clip: STE gradients of 4-bit nets through frozen
+    # BN gains are 20-100x those of the float net, and unclipped SGD diverges within a few steps
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -87,12 +91,14 @@ def train(qnet: QuantNet, teacher: nn.Module, images: np.ndarray, labels: np.nda
     if cfg.batch % world:
         raise RowmixError(f"the QAT batch ({cfg.batch}) must be divisible by the number of processes ({world})")
     torch.manual_seed(cfg.seed)
-    qnet.set_learning(cfg.learn_scales, cfg.learn_scales)
+    qnet.set_learning(cfg.learn_weight_scales, cfg.learn_act_scales)
     teacher = teacher.eval()
-    scale_params = [p for n, p in qnet.named_parameters() if n.endswith("scale")]
+    scale_params = [p for n, p in qnet.named_parameters() if n.endswith("scale") and p.requires_grad]
+    floors = [p.detach().clone() * 0.1 for p in scale_params]  # a scale may shrink tenfold, not vanish
     other = [p for n, p in qnet.named_parameters() if not n.endswith("scale")]
-    opt = torch.optim.SGD([{"params": other, "weight_decay": cfg.weight_decay},
-                           {"params": scale_params, "weight_decay": 0.0}], lr=cfg.lr, momentum=cfg.momentum)
+    opt = torch.optim.SGD([{"params": other, "weight_decay": cfg.weight_decay, "lr": cfg.lr},
+                           {"params": scale_params, "weight_decay": 0.0, "lr": cfg.lr * cfg.scale_lr}],
+                          lr=cfg.lr, momentum=cfg.momentum)
     steps_per_epoch = len(images) // cfg.batch
     total = max(1, cfg.epochs * steps_per_epoch)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
@@ -113,6 +119,8 @@ def train(qnet: QuantNet, teacher: nn.Module, images: np.ndarray, labels: np.nda
     use_aug = cfg.augment and images.shape[-1] >= 16
     for epoch in range(start, cfg.epochs):
         method.on_epoch(epoch, cfg.epochs, qnet, calib)
+        if not cfg.learn_weight_scales and epoch > start:
+            method.init_scales(qnet)  # refit the row scales to the trained weights
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # the same on every process
         perm = torch.randperm(len(images), generator=gen)
         qnet.train()
@@ -137,12 +145,14 @@ def train(qnet: QuantNet, teacher: nn.Module, images: np.ndarray, labels: np.nda
             loss = (1 - cfg.kd_alpha) * ce + cfg.kd_alpha * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.clip_grad:
+                nn.utils.clip_grad_norm_(qnet.parameters(), cfg.clip_grad)
             opt.step()
             sched.step()
-            with torch.no_grad():  # keep learned scales positive
-                for p in scale_params:
-                    p.clamp_(min=1e-8)
-            running += float(loss)
+            with torch.no_grad():
+                for p, floor in zip(scale_params, floors):
+                    torch.maximum(p, floor, out=p)
+            running += loss.item()
             if progress is not None and rank == 0:
                 progress(epoch * steps_per_epoch + step + 1, total, float(loss))
         history.append({"epoch": epoch + 1, "loss": running / max(1, steps_per_epoch), "lr": sched.get_last_lr()[0]})

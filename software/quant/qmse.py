@@ -77,8 +77,36 @@ class QMSE(Method):
         return qmse_weight_scales(w, fmt)
 
     def post(self, qnet, calib: Calib | None) -> None:
-        if self.usp and calib is not None:
+        """USP, kept only when it lowers the calibration loss: the method targets networks whose
+        statistics quantization shifts; for a network it barely shifts (ResNet-20 at 8 bits) the
+        re-estimated statistics are worse than the pretrained ones (91.5 -> 88.7 % measured)."""
+        if not (self.usp and calib is not None):
+            return
+        if calib.labels is None:
             update_bn_statistics(qnet, calib.images, self.batch)
+            qnet.notes["usp"] = "applied"
+            return
+        before = calibration_loss(qnet, calib)
+        saved = {k: v.clone() for k, v in qnet.state_dict().items() if "running_" in k or "num_batches" in k}
+        update_bn_statistics(qnet, calib.images, self.batch)
+        after = calibration_loss(qnet, calib)
+        if after <= before:
+            qnet.notes["usp"] = f"applied (calibration loss {before:.4f} -> {after:.4f})"
+        else:
+            qnet.load_state_dict(saved, strict=False)
+            qnet.notes["usp"] = f"rejected (calibration loss {before:.4f} -> {after:.4f})"
+
+
+@torch.no_grad()
+def calibration_loss(qnet, calib: Calib, batch: int = 256) -> float:
+    import torch.nn.functional as F
+
+    qnet.eval()
+    total = 0.0
+    for i in range(0, len(calib.images), batch):
+        logits = qnet(torch.from_numpy(calib.images[i : i + batch]))
+        total += float(F.cross_entropy(logits, torch.from_numpy(calib.labels[i : i + batch]), reduction="sum"))
+    return total / len(calib.images)
 
 
 @torch.no_grad()

@@ -75,7 +75,7 @@ class ActQuant(nn.Module):
         if f is None or not self.enabled:
             return x
         if not (self.training and self.scale.requires_grad):
-            return quantize_activation(x, f) * f.scale
+            return ste(x, quantize_activation(x, f) * f.scale)
         s = grad_scaled(self.scale, 1.0 / math.sqrt(x[0].numel() * f.hi))
         u = x / s
         v = torch.clip(round_half_away(u), f.lo, f.hi)
@@ -109,6 +109,7 @@ class QuantMac(nn.Module):
         self.quantize_weights = True
         self.deploy = False
         self.s_in = 1.0  # scale of the input activations (set by QuantNet for deploy mode)
+        self.folded: tuple[torch.Tensor, torch.Tensor] | None = None  # (gain, offset) from an artifact
 
     @property
     def rows(self) -> int:
@@ -170,7 +171,7 @@ class QuantMac(nn.Module):
         conv = (lambda b: F.conv2d(x, w, b, self.attrs["stride"], self.attrs["padding"])) if self.kind == "conv" \
             else (lambda b: F.linear(x, w, b))
         if self.deploy:
-            gain, offset = self.affine()
+            gain, offset = self.folded if self.folded is not None else self.affine()
             step = gain.abs() * self.s_in * self.scale  # real value of one accumulator LSB
             offset = round_half_away(offset / step) * step  # the exported integer bias
             shape = (1, -1, 1, 1) if self.kind == "conv" else (1, -1)
@@ -203,6 +204,7 @@ class QuantNet(nn.Module):
             if node.kind not in ("maxpool", "shortcut", "flatten"):  # these keep their input's codes
                 self.acts[key(node.name)] = ActQuant()
         self.by_name = {n.name: n for n in self.nodes}
+        self.notes: dict[str, str] = {}  # what methods decided (exported with the method's parameters)
         self.eval()
 
     # -- configuration -------------------------------------------------------------------------
@@ -222,11 +224,12 @@ class QuantNet(nn.Module):
                     mac.s_in = self.tensor_format(node.inputs[0]).scale
 
     def set_learning(self, weights_scales: bool, act_scales: bool) -> None:
-        """Which quantizer scales QAT learns (LSQ)."""
+        """Which quantizer scales QAT learns (LSQ); the network input and the logits keep theirs."""
         for m in self.macs.values():
             m.scale.requires_grad_(weights_scales)
-        for a in self.acts.values():
-            a.scale.requires_grad_(act_scales and a.bits is not None)
+        fixed = {"input", key(self.output)}
+        for k, a in self.acts.items():
+            a.scale.requires_grad_(act_scales and a.bits is not None and k not in fixed)
 
     def mac(self, name: str) -> QuantMac:
         return self.macs[key(name)]
