@@ -33,14 +33,15 @@ class TrainConfig:
     batch: int = 128  # global batch, split over processes
     lr: float = 0.01
     momentum: float = 0.9
-    weight_decay: float = 5e-4
+    weight_decay: float = 0.0  # with frozen BN statistics, decay shrinks what BN no longer rescales
     kd_alpha: float = 0.9  # share of the distillation loss (the rest is cross-entropy)
     kd_temperature: float = 4.0
     augment: bool = True  # random crop (pad 4) and horizontal flip, for image sizes >= 16
     seed: int = 0
     checkpoint: str | None = None  # file to save every epoch and resume from
     learn_act_scales: bool = True  # LSQ on hidden activation scales (input and logits stay fixed)
-    learn_weight_scales: bool = False  # False: row scales are refitted (MSE) at every epoch start
+    learn_weight_scales: bool = False
+    refit_scales: bool = True  # refit the row scales (MSE) to the trained weights at every epoch start
     scale_lr: float = 0.1  # learning-rate multiplier of the scales
     clip_grad: float = 1.0  # global gradient-norm clip: STE gradients of 4-bit nets through frozen
     # BN gains are 20-100x those of the float net, and unclipped SGD diverges within a few steps
@@ -119,7 +120,7 @@ def train(qnet: QuantNet, teacher: nn.Module, images: np.ndarray, labels: np.nda
     use_aug = cfg.augment and images.shape[-1] >= 16
     for epoch in range(start, cfg.epochs):
         method.on_epoch(epoch, cfg.epochs, qnet, calib)
-        if not cfg.learn_weight_scales and epoch > start:
+        if cfg.refit_scales and not cfg.learn_weight_scales and epoch > start:
             method.init_scales(qnet)  # refit the row scales to the trained weights
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)  # the same on every process
         perm = torch.randperm(len(images), generator=gen)
@@ -154,7 +155,7 @@ def train(qnet: QuantNet, teacher: nn.Module, images: np.ndarray, labels: np.nda
                     torch.maximum(p, floor, out=p)
             running += loss.item()
             if progress is not None and rank == 0:
-                progress(epoch * steps_per_epoch + step + 1, total, float(loss))
+                progress(epoch * steps_per_epoch + step + 1, total, loss.item())
         history.append({"epoch": epoch + 1, "loss": running / max(1, steps_per_epoch), "lr": sched.get_last_lr()[0]})
         if ckpt is not None and rank == 0:
             state = {"epoch": epoch + 1, "history": history, "formats": _formats(qnet), "qnet": qnet.state_dict(),

@@ -29,11 +29,17 @@ def qmse_weight_scales(w: np.ndarray, fmt: RowFormat) -> np.ndarray:
     amax = np.abs(w).max(axis=1)
     safe = np.where(amax > 0, amax, 1.0)
     best_s, best_e = safe / fmt.qmax, np.full(len(w), np.inf)
-    for i in range(1, WEIGHT_GRID + 1):
-        s = safe * (i / WEIGHT_GRID) / fmt.qmax
-        e = ((w - s[:, None] * quantize_values(w, s[:, None], fmt)) ** 2).sum(axis=1)
-        better = e < best_e
-        best_s, best_e = np.where(better, s, best_s), np.where(better, e, best_e)
+    fractions = np.arange(1, WEIGHT_GRID + 1) / WEIGHT_GRID
+    chunk = max(1, (1 << 22) // max(1, w.size))  # candidates evaluated at once, ~32 MB
+    for i in range(0, WEIGHT_GRID, chunk):
+        s = safe[:, None] * fractions[None, i : i + chunk] / fmt.qmax  # [R, C]
+        q = quantize_values(w[:, None, :], s[:, :, None], fmt)
+        e = ((w[:, None, :] - s[:, :, None] * q) ** 2).sum(axis=2)
+        j = e.argmin(axis=1)
+        e_min = e[np.arange(len(w)), j]
+        better = e_min < best_e
+        best_s = np.where(better, s[np.arange(len(w)), j], best_s)
+        best_e = np.where(better, e_min, best_e)
     # Lloyd refinement from the grid optimum (never worse: mse_scales keeps a row's best)
     refined = mse_scales(w, lambda x, s: quantize_values(x, s, fmt), fmt.qmax)
     e_ref = ((w - refined[:, None] * quantize_values(w, refined[:, None], fmt)) ** 2).sum(axis=1)

@@ -227,7 +227,8 @@ class QuantNet(nn.Module):
         """Which quantizer scales QAT learns (LSQ); the network input and the logits keep theirs."""
         for m in self.macs.values():
             m.scale.requires_grad_(weights_scales)
-        fixed = {"input", key(self.output)}
+        # the input and the logits keep their scales; residual adds round with theirs directly
+        fixed = {"input", key(self.output)} | {key(n.name) for n in self.nodes if n.kind == "add"}
         for k, a in self.acts.items():
             a.scale.requires_grad_(act_scales and a.bits is not None and k not in fixed)
 
