@@ -74,8 +74,13 @@ class ActQuant(nn.Module):
         f = self.fmt
         if f is None or not self.enabled:
             return x
+        if not torch.is_grad_enabled():
+            return quantize_activation(x, f) * f.scale  # exactly the encoder's values
         if not (self.training and self.scale.requires_grad):
-            return ste(x, quantize_activation(x, f) * f.scale)
+            # clipped STE: saturated activations pass no gradient (as LSQ and PACT do)
+            q = quantize_activation(x, f) * f.scale
+            inside = (x >= f.lo * f.scale) & (x <= f.hi * f.scale)
+            return torch.where(inside, ste(x, q), q)
         s = grad_scaled(self.scale, 1.0 / math.sqrt(x[0].numel() * f.hi))
         u = x / s
         v = torch.clip(round_half_away(u), f.lo, f.hi)
@@ -260,7 +265,11 @@ class QuantNet(nn.Module):
                 # Each input rounded to the output scale, then added and clamped: the golden add.
                 s = q.fmt.scale
                 summed = round_half_away(xs[0] / s) + round_half_away(xs[1] / s)
-                return ste(xs[0] + xs[1], torch.clip(summed, q.fmt.lo, q.fmt.hi) * s)
+                y, out = xs[0] + xs[1], torch.clip(summed, q.fmt.lo, q.fmt.hi) * s
+                if not torch.is_grad_enabled():
+                    return out
+                # clipped STE: the clamp is also the block's ReLU, and dead units must pass no gradient
+                return torch.where((y >= q.fmt.lo * s) & (y <= q.fmt.hi * s), ste(y, out), out)
             y = x + xs[1]
             y = F.relu(y) if node.relu else y
         elif node.kind == "global_avgpool":
