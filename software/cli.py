@@ -510,6 +510,33 @@ def bench_hardware(
     print(f"results: {out / 'hardware_bench.md'}")
 
 
+@bench_app.command("accuracy")
+def bench_accuracy(
+    out: Annotated[Path, typer.Option(help="Directory for accuracy.{json,md,png}, artifacts, per-config results "
+                                           "and QAT checkpoints (a rerun resumes from them).")] = Path("runs/bench/accuracy"),
+    data_dir: DataDir = None,
+    epochs: Annotated[int, typer.Option(help="QAT epochs of the trained configurations.")] = 30,
+    lr: Annotated[float, typer.Option(help="QAT learning rate.")] = 0.01,
+    configs: Annotated[Optional[str], typer.Option(help="Comma-separated configuration keys (default: all; "
+                                                        "see docs/benchmarks/accuracy.md).")] = None,
+    eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N eval images.")] = None,
+    train_limit: Annotated[Optional[int], typer.Option(help="Train on the first N tune images only.")] = None,
+) -> None:
+    """Float / fake-quant / golden accuracy of QMSE, RMSMP, ILMPQ, MSQ (PTQ and QAT) on ResNet-20/56
+    against Brevitas W8A8 / W4A4, with average bits, model size, row shares; table, JSON and plot."""
+    from .bench.accuracy_bench import AccuracyOptions, run
+
+    keys = tuple(k.strip() for k in configs.split(",") if k.strip()) if configs else ()
+    doc = run(AccuracyOptions(out=out, data_dir=data_dir, epochs=epochs, lr=lr, configs=keys, eval_limit=eval_limit,
+                              train_limit=train_limit))
+    for r in doc["results"]:
+        g = "n/a" if r["golden"] is None else f"{100 * r['golden']:.2f} %"
+        err.print(f"{r['label']}: float {100 * r['float']:.2f} %, fake-quant {100 * r['fakequant']:.2f} %, golden {g}")
+    for g in doc["goals"]:
+        err.print(f"{'pass' if g['pass'] else 'FAIL'}  {g['goal']}: {g['measured']}")
+    print(f"results: {out / 'accuracy.md'}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors -> one line on stderr, exit code 2."""
     try:

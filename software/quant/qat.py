@@ -76,6 +76,14 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
                   rows[:, None, :, None], cols[:, None, None, :]]
 
 
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor, alpha: float, temperature: float) -> torch.Tensor:
+    """(1 - alpha) cross-entropy + alpha T^2 KL(teacher_T || student_T) (Hinton et al.)."""
+    T = temperature
+    kd = F.kl_div(F.log_softmax(student / T, 1), F.log_softmax(teacher / T, 1), reduction="batchmean",
+                  log_target=True) * T * T
+    return (1 - alpha) * F.cross_entropy(student, labels) + alpha * kd
+
+
 def _formats(qnet: QuantNet) -> dict[str, list[list]]:
     return {k: [[str(f.scheme), f.bits] for f in m.formats] for k, m in qnet.macs.items()}
 
@@ -138,12 +146,7 @@ def train(qnet: QuantNet, teacher: nn.Module, images: np.ndarray, labels: np.nda
             x, y = x[rank * per : (rank + 1) * per], y[rank * per : (rank + 1) * per]
             with torch.no_grad():
                 t_logits = teacher((x - mean) / std)
-            s_logits = model(x)
-            ce = F.cross_entropy(s_logits, y)
-            T = cfg.kd_temperature
-            kd = F.kl_div(F.log_softmax(s_logits / T, 1), F.log_softmax(t_logits / T, 1), reduction="batchmean",
-                          log_target=True) * T * T
-            loss = (1 - cfg.kd_alpha) * ce + cfg.kd_alpha * kd
+            loss = kd_loss(model(x), t_logits, y, cfg.kd_alpha, cfg.kd_temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad:

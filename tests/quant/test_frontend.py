@@ -157,3 +157,22 @@ def test_qmse_weight_scales_beat_max_scaling():
     mse = lambda s: ((w - s[:, None] * quantize_values(w, s[:, None], FIXED8)) ** 2).mean(axis=1)  # noqa: E731
     assert np.all(mse(s) <= mse((np.abs(w).max(axis=1) / 127).astype(np.float32)) + 1e-12)
     assert np.mean(mse(s)) <= np.mean(mse(weight_scales(w, FIXED8))) * 1.001
+
+
+def test_torchrun_cli_two_processes(tmp_path):
+    """The documented launch: torchrun starts two rowmix processes, rank 0 writes one artifact."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rowmix.artifact import read_artifact
+
+    torchrun = Path(sys.executable).with_name("torchrun")
+    port = 30500 + os.getpid() % 1000
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", str(port), "-m", "rowmix", "quantize",
+           "--model", "digits", "--method", "rmsmp", "--act-bits", "4", "--epochs", "1", "--batch", "64",
+           "--out", str(tmp_path / "art")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    art = read_artifact(tmp_path / "art")
+    assert art.method["name"] == "rmsmp" and art.method["params"]["qat"]["epochs"] == 1
