@@ -95,7 +95,7 @@ class QuantizeOptions:
     weights: Optional[Path] = None
     epochs: int = 0
     batch: int = 128
-    lr: float = 0.01
+    lr: float = 0.03
     kd_alpha: float = 0.9
     checkpoint: Optional[Path] = None
     ranking: str = "hessian"
@@ -174,7 +174,7 @@ def quantize(
                                                           "DATA_DIR/<model>.npz.")] = None,
     epochs: Annotated[int, typer.Option(help="QAT epochs on the tune half (0: post-training only).")] = 0,
     batch: Annotated[int, typer.Option(help="QAT batch (global, split over torchrun processes).")] = 128,
-    lr: Annotated[float, typer.Option(help="QAT learning rate (SGD, cosine schedule).")] = 0.01,
+    lr: Annotated[float, typer.Option(help="QAT learning rate (SGD, cosine schedule).")] = 0.03,
     kd_alpha: Annotated[float, typer.Option(help="Share of the distillation loss from the float model.")] = 0.9,
     checkpoint: Annotated[Optional[Path], typer.Option(help="QAT checkpoint file: saved every epoch, resumed from "
                                                             "when it exists.")] = None,
@@ -516,7 +516,7 @@ def bench_accuracy(
                                            "and QAT checkpoints (a rerun resumes from them).")] = Path("runs/bench/accuracy"),
     data_dir: DataDir = None,
     epochs: Annotated[int, typer.Option(help="QAT epochs of the trained configurations.")] = 30,
-    lr: Annotated[float, typer.Option(help="QAT learning rate.")] = 0.01,
+    lr: Annotated[float, typer.Option(help="QAT learning rate.")] = 0.03,
     configs: Annotated[Optional[str], typer.Option(help="Comma-separated configuration keys (default: all; "
                                                         "see docs/benchmarks/accuracy.md).")] = None,
     eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N eval images.")] = None,

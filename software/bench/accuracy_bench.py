@@ -34,6 +34,7 @@ class Config:
     act_bits: int = 4
     qat: bool = True
     ranking: str = "hessian"
+    epoch_factor: int = 1  # QAT epochs = factor x --epochs
 
 
 CONFIGS = (
@@ -41,13 +42,14 @@ CONFIGS = (
     Config("rmsmp-65-ptq", "RMSMP 65:30:5 W4A4 (PTQ)", qat=False),
     Config("rmsmp-65-random-ptq", "RMSMP 65:30:5 random rows (PTQ)", qat=False, ranking="random"),
     Config("rmsmp-65", "RMSMP 65:30:5 W4A4"),
+    Config("rmsmp-65-random", "RMSMP 65:30:5 random rows W4A4", ranking="random"),
     Config("rmsmp-60", "RMSMP 60:35:5 W4A4", ratio="60:35:5"),
     Config("ilmpq", "ILMPQ 0:95:5 W4A4", method="ilmpq"),
     Config("msq", "MSQ 65:35:0 W4A4", method="msq"),
-    Config("rmsmp-65-random", "RMSMP 65:30:5 random rows W4A4", ranking="random"),
     Config("brevitas-w8a8", "Brevitas per-channel W8A8 (PTQ)", method="brevitas", act_bits=8, qat=False),
     Config("brevitas-w4a4", "Brevitas per-channel W4A4", method="brevitas", bits=4),
     Config("r56-rmsmp-65", "ResNet-56 RMSMP 65:30:5 W4A4", network="resnet56"),
+    Config("rmsmp-65-long", "RMSMP 65:30:5 W4A4, 2x epochs", epoch_factor=2),
 )
 
 
@@ -56,7 +58,7 @@ class AccuracyOptions:
     out: Path = Path("runs/bench/accuracy")
     data_dir: Path | None = None
     epochs: int = 30
-    lr: float = 0.01
+    lr: float = 0.03
     calib: int = 1000
     eval_limit: int | None = None  # None: the whole eval half
     train_limit: int | None = None  # None: the whole tune half
@@ -66,12 +68,16 @@ class AccuracyOptions:
 
 def _settings(c: Config, o: AccuracyOptions) -> dict:
     """Everything a cached result depends on."""
-    return {**asdict(c), "epochs": o.epochs if c.qat else 0, "lr": o.lr, "calib": o.calib,
+    return {**asdict(c), "epochs": _epochs(c, o), "lr": o.lr, "calib": o.calib,
             "eval_limit": o.eval_limit, "train_limit": o.train_limit, "seed": o.seed}
 
 
+def _epochs(c: Config, o: AccuracyOptions) -> int:
+    return o.epochs * c.epoch_factor if c.qat else 0
+
+
 def _train_config(c: Config, o: AccuracyOptions, checkpoint: Path | None) -> TrainConfig:
-    return TrainConfig(epochs=o.epochs if c.qat else 0, lr=o.lr, seed=o.seed,
+    return TrainConfig(epochs=_epochs(c, o), lr=o.lr, seed=o.seed,
                        checkpoint=None if checkpoint is None else str(checkpoint))
 
 
@@ -136,7 +142,7 @@ def run_config(c: Config, o: AccuracyOptions, ev) -> dict:
         if cached.get("settings") == settings:
             err.print(f"[dim]{c.key}: cached[/dim]")
             return cached
-    err.print(f"[bold]{c.label}[/bold] ({c.network}{f', QAT {o.epochs} epochs' if c.qat else ''})")
+    err.print(f"[bold]{c.label}[/bold] ({c.network}{f', QAT {_epochs(c, o)} epochs' if c.qat else ''})")
     result = (_run_brevitas if c.method == "brevitas" else _run_rowmix)(c, o, ev)
     if result["float"] is None:
         result["float"] = _float_accuracy(c.network, o, ev)
@@ -179,7 +185,7 @@ def _markdown(results: list[dict], gl: list[dict], o: AccuracyOptions, images: i
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
     lines = ["# Accuracy benchmark: the front end's methods on CIFAR-10 ResNets", "",
              f"CIFAR-10 eval half ({images} images), float accuracy measured in the same run. QAT: {o.epochs} "
-             f"epochs on the tune half (augmented), SGD lr {o.lr} cosine, distillation from the float model, "
+             f"epochs (unless the row says otherwise) on the tune half (augmented), SGD lr {o.lr} cosine, distillation from the float model, "
              f"calibration on the first {o.calib} tune images. Accuracies in percent.", "",
              "| configuration | network | float | fake-quant | golden | golden = fake-quant | avg weight bits | "
              "model KiB | SP2 / FIXED4 / FIXED8 rows % | time s |", "|---|---|---|---|---|---|---|---|---|---|"]
