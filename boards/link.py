@@ -1,0 +1,215 @@
+"""The board side of the host link (frames in boards/frames.py): UART bytes in, engine streams out,
+one response frame per request.
+
+A request's payload is stored in a buffer memory while its check byte accumulates; only a frame
+that passes every check is replayed into the engine (CONFIG words, or one ACT vector with `last`
+on its final beat), so a corrupted byte never reaches the array. An ACT's outputs are collected
+(at most `max_rows` codes, int16 on the wire) and returned as one RESULT frame. The sequencing is
+deliberately byte-serial: a UART byte takes 10 x divisor cycles, far longer than any of these
+steps, and a small FSM costs fewer LUTs than a pipelined one."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..hardware.config import ArrayConfig
+from ..hardware.engine import ACT_BEAT_BITS
+from .frames import SYNC, Cmd, Nak
+
+STATUS_BYTES = 11
+
+
+class HostLink(wiring.Component):
+    def __init__(self, cfg: ArrayConfig, buffer_bytes: int | None = None) -> None:
+        if cfg.out_bits > 16:
+            raise ValueError(f"the host link sends outputs as int16; the array's outputs are {cfg.out_bits}-bit")
+        self.cfg = cfg
+        beat = cfg.t_k * ACT_BEAT_BITS // 8
+        # one activation vector (max_steps beats) or a config chunk of the same size, at least 256 B
+        self.buffer_bytes = buffer_bytes or max(256, cfg.max_steps * beat)
+        super().__init__({
+            "rx": In(stream.Signature(8)),
+            "tx": Out(stream.Signature(8)),
+            "config": Out(stream.Signature(data.StructLayout({"data": 32, "last": 1}))),
+            "act": Out(stream.Signature(data.StructLayout({"data": cfg.t_k * ACT_BEAT_BITS, "last": 1}))),
+            "out": In(stream.Signature(data.StructLayout({"data": signed(cfg.out_bits), "last": 1}))),
+            "busy": In(1), "configured": In(1), "error": In(1), "cycles": In(32), "pixels": In(32),
+            "engine_reset": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        beat_bytes = cfg.t_k * ACT_BEAT_BITS // 8
+        nbuf = self.buffer_bytes
+        m.submodules.buf = buf = Memory(shape=8, depth=nbuf, init=[])
+        buf_w, buf_r = buf.write_port(), buf.read_port(transparent_for=())
+        m.submodules.res = res = Memory(shape=16, depth=cfg.max_rows, init=[])
+        res_w, res_r = res.write_port(), res.read_port(transparent_for=())
+
+        cmd = Signal(8)
+        length = Signal(16)
+        idx = Signal(16)  # payload bytes received / replayed / sent
+        total = Signal(8)  # running sum of cmd, length and payload bytes
+        too_long = Signal()
+        reason = Signal(8)
+        rejected = Signal(16)
+        word = Signal(max(32, cfg.t_k * ACT_BEAT_BITS))  # assembles a config word or an activation beat
+        nbytes = Signal(range(max(4, beat_bytes) + 1))  # bytes assembled into `word`
+        count = Signal(range(cfg.max_rows + 1))  # outputs collected
+        # response: type, payload length, small payload (ACK / NAK / STATUS), running check sum
+        r_cmd = Signal(8)
+        r_len = Signal(16)
+        r_small = Signal(8 * STATUS_BYTES)
+        r_sum = Signal(8)
+        r_byte = Signal(8)
+
+        flags = Cat(self.busy, self.configured, self.error, Const(0, 5))
+        is_cfg = (cmd == Cmd.CONFIG) | (cmd == Cmd.CONFIG_END)
+        m.d.comb += [buf_w.addr.eq(idx), buf_w.data.eq(self.rx.payload), buf_r.addr.eq(idx),
+                     res_w.addr.eq(count), res_w.data.eq(self.out.payload.data), res_r.addr.eq(idx >> 1)]
+
+        def send(m, byte, next_state):
+            m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(byte)]
+            with m.If(self.tx.ready):
+                m.d.sync += r_sum.eq(r_sum + byte)
+                m.next = next_state
+
+        def respond(m, kind, length_, small):
+            m.d.sync += [r_cmd.eq(kind), r_len.eq(length_), r_small.eq(small), r_sum.eq(0), idx.eq(0)]
+            m.next = "TX_SYNC"
+
+        with m.FSM():
+            # ---- receive one frame --------------------------------------------------------------
+            with m.State("SYNC"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid & (self.rx.payload == SYNC)):
+                    m.next = "CMD"
+            with m.State("CMD"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.sync += [cmd.eq(self.rx.payload), total.eq(self.rx.payload)]
+                    m.next = "LEN0"
+            with m.State("LEN0"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.sync += [length[:8].eq(self.rx.payload), total.eq(total + self.rx.payload)]
+                    m.next = "LEN1"
+            with m.State("LEN1"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    n = Cat(length[:8], self.rx.payload)
+                    m.d.sync += [length[8:].eq(self.rx.payload), total.eq(total + self.rx.payload), idx.eq(0),
+                                 too_long.eq(n > nbuf)]
+                    m.next = "PAYLOAD"
+                    with m.If(n == 0):
+                        m.next = "CHECK"
+            with m.State("PAYLOAD"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.comb += buf_w.en.eq(~too_long & (idx < nbuf))
+                    m.d.sync += [total.eq(total + self.rx.payload), idx.eq(idx + 1)]
+                    with m.If(idx + 1 == length):
+                        m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.comb += self.rx.ready.eq(1)
+                with m.If(self.rx.valid):
+                    m.d.sync += [idx.eq(0), nbytes.eq(0), count.eq(0)]
+                    ok_len = Signal()
+                    m.d.comb += ok_len.eq(~too_long & Mux(
+                        is_cfg, (length[:2] == 0) & (length != 0),
+                        Mux(cmd == Cmd.ACT, (length != 0) & ((length % beat_bytes) == 0), length == 0)))
+                    with m.If(((total + self.rx.payload) & 0xFF) != 0):
+                        m.d.sync += reason.eq(Nak.CHECK)
+                        m.next = "NAK"
+                    with m.Elif(~(is_cfg | (cmd == Cmd.ACT) | (cmd == Cmd.STATUS) | (cmd == Cmd.RESET))):
+                        m.d.sync += reason.eq(Nak.COMMAND)
+                        m.next = "NAK"
+                    with m.Elif(~ok_len):
+                        m.d.sync += reason.eq(Nak.LENGTH)
+                        m.next = "NAK"
+                    with m.Elif(is_cfg):
+                        m.next = "REPLAY_CFG"
+                    with m.Elif(cmd == Cmd.ACT):
+                        m.next = "REPLAY_ACT"
+                    with m.Elif(cmd == Cmd.STATUS):
+                        respond(m, Cmd.STATUS_REPLY, STATUS_BYTES, Cat(flags, self.cycles, self.pixels, rejected))
+                    with m.Else():  # RESET
+                        m.d.comb += self.engine_reset.eq(1)
+                        m.d.sync += rejected.eq(0)
+                        respond(m, Cmd.ACK, 2, Cat(cmd, Const(0, 8)))
+            with m.State("NAK"):
+                m.d.sync += rejected.eq(rejected + 1)
+                respond(m, Cmd.NAK, 2, Cat(cmd, reason))
+
+            # ---- replay a checked payload into the engine (buffer read latency: one cycle) -------
+            for kind, size, port in (("CFG", 4, self.config), ("ACT", beat_bytes, self.act)):
+                with m.State(f"REPLAY_{kind}"):  # address idx is on the read port; data next cycle
+                    m.next = f"LATCH_{kind}"
+                with m.State(f"LATCH_{kind}"):
+                    m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), idx.eq(idx + 1), nbytes.eq(nbytes + 1)]
+                    with m.If(nbytes + 1 == size):
+                        m.next = f"PUSH_{kind}"
+                    with m.Else():
+                        m.next = f"REPLAY_{kind}"
+                with m.State(f"PUSH_{kind}"):
+                    width = size * 8
+                    final = idx == length
+                    m.d.comb += [port.valid.eq(1), port.payload.data.eq(word[len(word) - width :]),
+                                 port.payload.last.eq(final & ((cmd == Cmd.CONFIG_END) if kind == "CFG" else 1))]
+                    with m.If(port.ready):
+                        m.d.sync += nbytes.eq(0)
+                        with m.If(final):
+                            if kind == "CFG":
+                                respond(m, Cmd.ACK, 2, Cat(cmd, flags))
+                            else:
+                                m.next = "COLLECT"
+                        with m.Else():
+                            m.next = f"REPLAY_{kind}"
+
+            # ---- collect one pixel's outputs ----------------------------------------------------
+            with m.State("COLLECT"):
+                m.d.comb += self.out.ready.eq(1)
+                with m.If(self.out.valid):
+                    m.d.comb += res_w.en.eq(1)
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(self.out.payload.last):
+                        respond(m, Cmd.RESULT, (count + 1) * 2, 0)
+
+            # ---- send the response ----------------------------------------------------------------
+            with m.State("TX_SYNC"):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(SYNC)]
+                with m.If(self.tx.ready):
+                    m.next = "TX_CMD"
+            with m.State("TX_CMD"):
+                send(m, r_cmd, "TX_LEN0")
+            with m.State("TX_LEN0"):
+                send(m, r_len[:8], "TX_LEN1")
+            with m.State("TX_LEN1"):
+                send(m, r_len[8:], "TX_CHK")
+                with m.If(self.tx.ready & (r_len != 0)):
+                    m.next = "TX_FETCH"
+            with m.State("TX_FETCH"):  # RESULT bytes come from the result memory (one cycle latency)
+                m.next = "TX_PAY"
+            with m.State("TX_PAY"):
+                with m.If(r_cmd == Cmd.RESULT):
+                    m.d.comb += r_byte.eq(Mux(idx[0], res_r.data[8:], res_r.data[:8]))
+                with m.Else():
+                    m.d.comb += r_byte.eq(r_small.word_select(idx[:4], 8))
+                send(m, r_byte, "TX_PAY")
+                with m.If(self.tx.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx + 1 == r_len):
+                        m.next = "TX_CHK"
+                    with m.Else():
+                        m.next = "TX_FETCH"
+            with m.State("TX_CHK"):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(-r_sum)]
+                with m.If(self.tx.ready):
+                    m.d.sync += idx.eq(0)
+                    m.next = "SYNC"
+        return m
+
