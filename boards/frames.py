@@ -46,6 +46,11 @@ class Nak(enum.IntEnum):
     LENGTH = 3  # length not a multiple of the word / beat size, or beyond the buffer
 
 
+def buffer_bytes(cfg) -> int:
+    """The board's frame buffer (HostLink): one activation vector of the array's longest K, at least 256."""
+    return max(256, cfg.max_steps * cfg.t_k)
+
+
 class LinkError(Exception):
     """The board answered with NAK, an unexpected frame, or nothing."""
 

@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from ..hardware.config import ArrayConfig
 from ..hardware.engine import ACT_BEAT_BITS
 from .frames import SYNC, Cmd, Nak
+from .frames import buffer_bytes as default_buffer_bytes
 
 STATUS_BYTES = 11
 
@@ -27,9 +28,7 @@ class HostLink(wiring.Component):
         if cfg.out_bits > 16:
             raise ValueError(f"the host link sends outputs as int16; the array's outputs are {cfg.out_bits}-bit")
         self.cfg = cfg
-        beat = cfg.t_k * ACT_BEAT_BITS // 8
-        # one activation vector (max_steps beats) or a config chunk of the same size, at least 256 B
-        self.buffer_bytes = buffer_bytes or max(256, cfg.max_steps * beat)
+        self.buffer_bytes = buffer_bytes or default_buffer_bytes(cfg)
         super().__init__({
             "rx": In(stream.Signature(8)),
             "tx": Out(stream.Signature(8)),

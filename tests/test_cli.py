@@ -86,3 +86,23 @@ def test_ratio_from_a_resource_model(tmp_path, capsys):
     m = json.loads((out / "manifest.json").read_text())
     assert m["ratio"]["source"].startswith("resource-model:icebreaker")
     assert (m["ratio"]["SP2"], m["ratio"]["FIXED4"], m["ratio"]["FIXED8"]) == (83, 13, 4)
+
+
+def test_front_end_commands_of_the_issue(tmp_path, capsys, monkeypatch, cifar_dir):
+    """The front-end issue's three command lines, with ../shared/data/cifar10 as the data directory."""
+    repo = Path(__file__).resolve().parents[1]
+    if (repo.parent / "shared" / "data" / "cifar10").resolve() != cifar_dir.resolve():
+        pytest.skip("the quoted commands expect the data in ../shared/data/cifar10")
+    monkeypatch.chdir(repo)
+    out = tmp_path / "RUN"
+    d = ["--data", "cifar10", "--data-dir", "../shared/data/cifar10"]
+    q = ["quantize", "--model", "resnet20", *d]
+    run(capsys, *q, "--method", "qmse", "--bits", "8", "--out", f"{out}/r20q8")
+    run(capsys, *q, "--method", "rmsmp", "--ratio", "65:30:5", "--epochs", "0", "--out", f"{out}/r20p")
+    result = json.loads(run(capsys, "golden", f"{out}/r20q8", *d, "--split", "eval", "--json"))
+    assert result["images"] == 5000
+    assert abs(result["accuracy"] - result["float_accuracy"]) <= 0.006  # W8A8 PTQ stays near float
+    info = json.loads(run(capsys, "inspect", f"{out}/r20p", "--json"))
+    assert info["achieved_ratio"]["FIXED8"] >= 5 and info["achieved_ratio"]["SP2"] > 60
+    convs = [l for l in info["layers"] if l["op"] == "conv"]
+    assert convs[0]["act_in_bits"] == 8 and {l["act_in_bits"] for l in convs[1:]} == {4}  # RMSMP default A4
