@@ -420,6 +420,50 @@ def compare(
         raise typer.Exit(1)
 
 
+@app.command("build")
+def build_cmd(
+    artifact: Annotated[Optional[Path], typer.Argument(help="Artifact the bitstream must run (its layers are checked "
+                                                            "against the array; omit with --config).")] = None,
+    board: Annotated[str, typer.Option(help="icebreaker (iCE40UP5K) or ulx3s-85f (ECP5).")] = "icebreaker",
+    out: Annotated[Path, typer.Option(help="Build directory (replaced atomically): bitstream, report.json, build.json.")] = Path("runs/build"),
+    config: Annotated[Optional[Path], typer.Option(help="Array configuration JSON (default: sized from the artifact).")] = None,
+    baud: Annotated[int, typer.Option(help="UART baud rate of the host link.")] = 115200,
+    freq_mhz: Annotated[Optional[float], typer.Option(help="Core clock from the PLL (default: the board oscillator).")] = None,
+    seed: Annotated[int, typer.Option(help="nextpnr placement seed.")] = 1,
+    json_out: Json = False,
+) -> None:
+    """Build a real bitstream with YoWASP Yosys + nextpnr (PyPI, no vendor tools): the array behind the
+    UART host link on the board; writes build.json (LUT/FF/DSP/BRAM use, Fmax, MACs/cycle, peak MAC/s)."""
+    from .artifact import read_artifact
+    from .boards.build import BuildOptions, build_board
+    from .boards.platforms import board_spec
+    from .hardware.config import ArrayConfig
+    from .hardware.generate import default_config
+    from .hardware.protocol import plan_layer
+
+    spec = board_spec(board)
+    if artifact is None and config is None:
+        raise RowmixError("give an ARTIFACT, or --config ARRAY.json for a bare array")
+    art = read_artifact(artifact) if artifact is not None else None
+    cfg = ArrayConfig.load(config) if config is not None else default_config(art, spec.target)
+    if cfg.target != spec.target:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, target=spec.target)
+    if art is not None:
+        for op in art.mac_layers:
+            plan_layer(op, art.tensors[op.input], cfg, art.requant)  # a clear error if a layer cannot run on it
+    err.print(f"building {board} ({cfg.macs_per_cycle} MACs/cycle) with YoWASP Yosys + nextpnr ...")
+    r = build_board(cfg, out, BuildOptions(board, baud, None if freq_mhz is None else freq_mhz * 1e6, seed))
+    if json_out:
+        print(json.dumps(r))
+        return
+    res = " ".join(f"{k} {v['used']}/{v['available']}" for k, v in r["resources"].items())
+    err.print(f"wrote [bold]{out / r['bitstream']}[/bold]: {res}; Fmax {r['fmax_mhz']:.1f} MHz at a "
+              f"{r['clock_mhz']:.1f} MHz clock ({'met' if r['timing_met'] else 'NOT met'}), {r['macs_per_cycle']} "
+              f"MACs/cycle, peak {r['peak_macs_per_s'] / 1e6:.0f} MMAC/s ({r['seconds']:.0f} s)")
+
+
 @app.command("run")
 def run_cmd(
     artifact: Annotated[Path, typer.Argument(help="Artifact directory.")],

@@ -237,7 +237,9 @@ def run(o: AccuracyOptions) -> dict:
         raise RowmixError(f"unknown configuration(s) {', '.join(unknown)} (known: {', '.join(known)})")
     chosen = [known[k] for k in o.configs] if o.configs else list(CONFIGS)
     ev = load_dataset("cifar10", "eval", o.data_dir, o.eval_limit)
-    results = [run_config(c, o, ev) for c in chosen]
+    results = [run_config(c, o, ev) for c in chosen]  # in the order asked for (resume what matters first)
+    order = {c.key: i for i, c in enumerate(CONFIGS)}
+    results.sort(key=lambda r: order[r["key"]])  # the table in its canonical order
     gl = goals({r["key"]: r for r in results})
     doc = {"images": len(ev), "options": {**asdict(o), "out": str(o.out), "data_dir": None if o.data_dir is None else str(o.data_dir)},
            "results": results, "goals": gl}

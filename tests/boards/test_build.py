@@ -1,0 +1,35 @@
+"""A real iCEBreaker bitstream of a small array with the YoWASP tools: the file exists, nextpnr's
+report meets the clock constraint, and build.json agrees with the report."""
+
+import json
+
+import pytest
+
+from rowmix.boards.build import parse_report
+from rowmix.cli import main
+from rowmix.hardware.config import ArrayConfig, GroupConfig
+
+SMALL = ArrayConfig(target="ice40", t_k=2, max_k=64, max_rows=16, acc_bits=24,
+                    groups={"SP2": GroupConfig(1, "sp2"), "FIXED4": GroupConfig(2, "dsp"), "FIXED8": GroupConfig(0, "dsp")})
+
+
+def test_icebreaker_bitstream_of_a_small_array(tmp_path, capsys):
+    cfg = tmp_path / "array.json"
+    cfg.write_text(json.dumps(SMALL.to_json()))
+    with pytest.raises(SystemExit) as e:
+        main(["build", "--board", "icebreaker", "--config", str(cfg), "--out", str(tmp_path / "ice"), "--json"])
+    assert e.value.code in (0, None)
+    r = json.loads(capsys.readouterr().out)
+    out = tmp_path / "ice"
+    assert (out / "rowmix_board.bin").stat().st_size > 100_000  # an UP5K image is 104 kB
+    report = json.loads((out / "report.json").read_text())
+    assert r["timing_met"] and r["fmax_mhz"] >= 12.0
+    assert parse_report(report, "ice40", None)["resources"]["lut"]["used"] == r["resources"]["lut"]["used"] > 500
+    assert r["resources"]["dsp"]["used"] >= 2 and r["macs_per_cycle"] == SMALL.macs_per_cycle == 6
+    assert json.loads((out / "build.json").read_text()) == r
+
+
+def test_unknown_board(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["build", "--board", "nope", "--config", str(tmp_path / "x.json"), "--out", str(tmp_path / "o")])
+    assert e.value.code == 2
