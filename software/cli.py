@@ -424,7 +424,8 @@ def compare(
 def build_cmd(
     artifact: Annotated[Optional[Path], typer.Argument(help="Artifact the bitstream must run (its layers are checked "
                                                             "against the array; omit with --config).")] = None,
-    board: Annotated[str, typer.Option(help="icebreaker (iCE40UP5K) or ulx3s-85f (ECP5).")] = "icebreaker",
+    board: Annotated[str, typer.Option(help="icebreaker (iCE40UP5K), ulx3s-85f (ECP5): bitstream; pynq-z2 (XC7Z020): "
+                                             "Vivado TCL + XDC and a Yosys resource estimate.")] = "icebreaker",
     out: Annotated[Path, typer.Option(help="Build directory (replaced atomically): bitstream, report.json, build.json.")] = Path("runs/build"),
     config: Annotated[Optional[Path], typer.Option(help="Array configuration JSON (default: sized from the artifact).")] = None,
     baud: Annotated[int, typer.Option(help="UART baud rate of the host link.")] = 115200,
@@ -441,18 +442,33 @@ def build_cmd(
     from .hardware.generate import default_config
     from .hardware.protocol import plan_layer
 
-    spec = board_spec(board)
+    if board == "pynq-z2":
+        spec = None
+    else:
+        spec = board_spec(board)
     if artifact is None and config is None:
         raise RowmixError("give an ARTIFACT, or --config ARRAY.json for a bare array")
     art = read_artifact(artifact) if artifact is not None else None
-    cfg = ArrayConfig.load(config) if config is not None else default_config(art, spec.target)
-    if cfg.target != spec.target:
+    target = "xc7" if spec is None else spec.target
+    cfg = ArrayConfig.load(config) if config is not None else default_config(art, target)
+    if cfg.target != target:
         import dataclasses
 
-        cfg = dataclasses.replace(cfg, target=spec.target)
+        cfg = dataclasses.replace(cfg, target=target)
     if art is not None:
         for op in art.mac_layers:
             plan_layer(op, art.tensors[op.input], cfg, art.requant)  # a clear error if a layer cannot run on it
+    if spec is None:
+        from .boards.vivado import write_pynq_project
+
+        r = write_pynq_project(cfg, out, baud)
+        if json_out:
+            print(json.dumps(r))
+            return
+        res = " ".join(f"{k} {v['used']:g}/{v['available']}" for k, v in r["resources"].items())
+        err.print(f"wrote [bold]{out / r['vivado_tcl']}[/bold] and {r['xdc']} for Vivado; ESTIMATE (Yosys "
+                  f"synth_xilinx, before place and route): {res}; {r['macs_per_cycle']} MACs/cycle")
+        return
     err.print(f"building {board} ({cfg.macs_per_cycle} MACs/cycle) with YoWASP Yosys + nextpnr ...")
     r = build_board(cfg, out, BuildOptions(board, baud, None if freq_mhz is None else freq_mhz * 1e6, seed))
     if json_out:

@@ -33,3 +33,19 @@ def test_unknown_board(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["build", "--board", "nope", "--config", str(tmp_path / "x.json"), "--out", str(tmp_path / "o")])
     assert e.value.code == 2
+
+
+def test_pynq_z2_vivado_project_and_estimate(tmp_path, capsys):
+    cfg = tmp_path / "array.json"
+    cfg.write_text(json.dumps({**SMALL.to_json(), "target": "xc7"}))
+    with pytest.raises(SystemExit) as e:
+        main(["build", "--board", "pynq-z2", "--config", str(cfg), "--out", str(tmp_path / "pynq"), "--json"])
+    assert e.value.code in (0, None)
+    r = json.loads(capsys.readouterr().out)
+    out = tmp_path / "pynq"
+    assert r["estimate"] is True and r["bitstream"] is None and r["resources"]["lut"]["used"] > 200
+    tcl = (out / "rowmix_pynq_z2.tcl").read_text()
+    assert "-part xc7z020clg400-1" in tcl and "rowmix_link.v" in tcl and "write_bitstream" in tcl
+    xdc = (out / "rowmix_pynq_z2.xdc").read_text()
+    assert "PACKAGE_PIN H16" in xdc and "-period 8.000" in xdc and "leds[3]" in xdc
+    assert "module rowmix_link" in (out / "rowmix_link.v").read_text()
