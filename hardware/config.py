@@ -40,6 +40,14 @@ class ArrayConfig:
     max_rows: int = 64  # rows per group per layer the row-table and code memories hold
     acc_bits: int = 32
     out_bits: int = 16
+    shared_requant: bool = False  # one requant unit drains every group in turn (small devices: saves a
+    # unit per group; a tile slot then needs the sum of the groups' row lanes, not their maximum)
+
+    @property
+    def drain_rows(self) -> int:
+        """Cycles the drain of one tile takes (before its fixed overhead)."""
+        rows = [g.rows for g in self.groups.values()]
+        return max(1, sum(rows) if self.shared_requant else max(rows))
 
     def __post_init__(self) -> None:
         groups = {g: (v if isinstance(v, GroupConfig) else GroupConfig(**v)) for g, v in self.groups.items()}

@@ -45,7 +45,7 @@ class LayerCycles:
 
 
 def layer_cycles(plan: LayerPlan, cfg: ArrayConfig, pixels: int) -> LayerCycles:
-    drain = max(g.rows for g in cfg.groups.values())  # the groups drain their row lanes in parallel
+    drain = cfg.drain_rows
     S, T = plan.steps, max(plan.tiles.values())
     P = max(S, drain + DRAIN_OVERHEAD)
     delay = pipeline_latency(cfg)

@@ -86,7 +86,8 @@ class LayerEngine(wiring.Component):
         aw = lane_act_width(cfg)
         groups = self.active_groups
         rows = {g: cfg.groups[g].rows for g in groups}
-        drain_rows = max(rows.values(), default=1)  # every group drains its row lanes in parallel
+        drain_rows = cfg.drain_rows  # groups drain in parallel, or in turn through one shared requant unit
+        offsets = {g: (sum(rows[h] for h in groups[:i]) if cfg.shared_requant else 0) for i, g in enumerate(groups)}
         max_tiles = {g: cfg.max_tiles(g) for g in groups}
         layout = row_layout(cfg.acc_bits)
 
@@ -340,19 +341,40 @@ class LayerEngine(wiring.Component):
             m.d.sync += [b.eq(bank_line[-1]), e.eq(end_line[-1])]
             bank_line.append(b)
             end_line.append(e)
-        for g in groups:
-            m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS)
+        units = {}
+        if cfg.shared_requant:
+            m.submodules.requant = shared = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS)
+            units = {g: shared for g in groups}
+            sel = {g: Signal(name=f"sel_{g}") for g in groups}  # which group's lane the shared unit takes
+            grp_line = [Signal(range(max(len(groups), 2)))]  # the group of each result, through the pipeline
+            for _ in range(rq.LATENCY):
+                gl = Signal.like(grp_line[0])
+                m.d.sync += gl.eq(grp_line[-1])
+                grp_line.append(gl)
+        for gi, g in enumerate(groups):
+            requ = units.get(g)
+            if requ is None:
+                m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS)
             lane = Signal(range(max(rows[g], 2)), name=f"lane_{g}")
             s_valid = Signal(name=f"valid_{g}")
-            in_g = d_index < rows[g]
-            m.d.comb += [table_r[g].addr.eq(d_tile * rows[g] + d_index), table_r[g].en.eq(1)]
-            m.d.sync += [lane.eq(d_index), s_valid.eq(draining & in_g & d_active[g])]
+            local = d_index - offsets[g]
+            in_g = (d_index >= offsets[g]) & (d_index < offsets[g] + rows[g])
+            m.d.comb += [table_r[g].addr.eq(d_tile * rows[g] + local), table_r[g].en.eq(1)]
+            m.d.sync += [lane.eq(local), s_valid.eq(draining & in_g & d_active[g])]
             entry = table_r[g].data
-            m.d.comb += [requ.acc.eq(datapaths[g].hold[lane] + entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
-                         requ.lo.eq(lo), requ.hi.eq(hi), requ.channel.eq(entry.channel),
-                         requ.valid.eq(s_valid & entry.valid)]
+            drive = [requ.acc.eq(datapaths[g].hold[lane] + entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
+                     requ.lo.eq(lo), requ.hi.eq(hi), requ.channel.eq(entry.channel),
+                     requ.valid.eq(s_valid & entry.valid)]
+            write = requ.y_valid
+            if cfg.shared_requant:
+                m.d.sync += sel[g].eq(draining & in_g)
+                with m.If(sel[g]):
+                    m.d.comb += drive + [grp_line[0].eq(gi)]
+                write = requ.y_valid & (grp_line[-1] == gi)
+            else:
+                m.d.comb += drive
             m.d.comb += [out_w[g].addr.eq(bank_line[-1] * cfg.max_rows + requ.y_channel), out_w[g].data.eq(requ.y),
-                         out_w[g].en.eq(requ.y_valid)]
+                         out_w[g].en.eq(write)]
         with m.If(end_line[-1]):
             m.d.sync += out_full.bit_select(bank_line[-1], 1).eq(1)
         tail = Signal(range(rq.LATENCY + 3))  # drain results still inside the requant pipelines

@@ -56,6 +56,9 @@ CASES = {
     "plain FIXED4 lanes, t_k 2": (dict(f4_kind="mul", t_k=2, max_k=64), dict(c=2, r=6, hw=(3, 3))),
     "4-bit lanes (act_bits 4)": (dict(act_bits=4), dict(c=3, r=10, hw=(3, 3))),
     "wide groups, one tile": (dict(sp2=4, f4=4, f8=2, t_k=8), dict(c=3, r=10, hw=(3, 3))),
+    "one requant unit shared by the groups": (dict(shared_requant=True), dict(c=3, r=11, hw=(3, 4))),
+    "shared requant, signed 8-bit in": (dict(shared_requant=True, f8=2),
+                                        dict(c=2, r=9, in_bits=8, in_signed=True, out_bits=8, out_signed=True, hw=(3, 3))),
 }
 
 
