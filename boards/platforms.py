@@ -28,7 +28,12 @@ class BoardSpec:
             return ICEBreakerPlatform()
         from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-        return ULX3S_85F_Platform()
+        class ULX3S(ULX3S_85F_Platform):  # building needs no programmer (openFPGALoader programs it)
+            @property
+            def required_tools(self):
+                return [t for t in super().required_tools if t != "openFPGALoader"]
+
+        return ULX3S()
 
 
 BOARDS = {

@@ -49,3 +49,15 @@ def test_pynq_z2_vivado_project_and_estimate(tmp_path, capsys):
     xdc = (out / "rowmix_pynq_z2.xdc").read_text()
     assert "PACKAGE_PIN H16" in xdc and "-period 8.000" in xdc and "leds[3]" in xdc
     assert "module rowmix_link" in (out / "rowmix_link.v").read_text()
+
+
+@pytest.mark.slow
+def test_ulx3s_bitstream_of_a_small_array(tmp_path):
+    """ECP5-85F through nextpnr-ecp5 and ecppack (about 2 minutes)."""
+    from rowmix.boards.build import BuildOptions, build_board
+
+    cfg = ArrayConfig(target="ecp5", t_k=4, max_k=64, max_rows=16, acc_bits=24, shared_requant=True,
+                      groups={"SP2": GroupConfig(2, "sp2"), "FIXED4": GroupConfig(2, "dsp"), "FIXED8": GroupConfig(1, "dsp")})
+    r = build_board(cfg, tmp_path / "ulx3s", BuildOptions("ulx3s-85f"))
+    assert (tmp_path / "ulx3s" / "rowmix_board.bit").stat().st_size > 100_000
+    assert r["timing_met"] and r["resources"]["dsp"]["used"] >= 4 and r["macs_per_cycle"] == 20
