@@ -357,8 +357,10 @@ class LayerEngine(wiring.Component):
                 m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS)
             lane = Signal(range(max(rows[g], 2)), name=f"lane_{g}")
             s_valid = Signal(name=f"valid_{g}")
-            local = d_index - offsets[g]
-            in_g = (d_index >= offsets[g]) & (d_index < offsets[g] + rows[g])
+            local = d_index - offsets[g] if offsets[g] else d_index
+            in_g = d_index < offsets[g] + rows[g]
+            if offsets[g]:  # (no `>= 0` on an unsigned index: Verilator flags it)
+                in_g = in_g & (d_index >= offsets[g])
             m.d.comb += [table_r[g].addr.eq(d_tile * rows[g] + local), table_r[g].en.eq(1)]
             m.d.sync += [lane.eq(local), s_valid.eq(draining & in_g & d_active[g])]
             entry = table_r[g].data
