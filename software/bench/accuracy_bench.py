@@ -49,6 +49,7 @@ CONFIGS = (
     Config("msq", "MSQ 65:35:0 W4A4", method="msq"),
     Config("brevitas-w8a8", "Brevitas per-channel W8A8 (PTQ)", method="brevitas", act_bits=8, qat=False),
     Config("brevitas-w4a4", "Brevitas per-channel W4A4", method="brevitas", bits=4),
+    Config("r56-rmsmp-65-ptq", "ResNet-56 RMSMP 65:30:5 W4A4 (PTQ)", network="resnet56", qat=False),
     Config("r56-rmsmp-65", "ResNet-56 RMSMP 65:30:5 W4A4, 10 epochs", network="resnet56", epochs=10),
     Config("rmsmp-65-long", "RMSMP 65:30:5 W4A4, 2x epochs", epoch_factor=2),
 )
