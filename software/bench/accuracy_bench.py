@@ -204,7 +204,10 @@ def _markdown(results: list[dict], gl: list[dict], o: AccuracyOptions, images: i
               "layer input signed 8-bit; its batch norms stay float and its residual adds unquantized (rowmix",
               "folds BN into integer requantization and quantizes every add), so it is not an integer-only",
               "graph; it has no golden model. Model size: packed weight codes (rowmix artifacts exclude",
-              "per-row scales and biases; Brevitas: weights x bits / 8).", ""]
+              "per-row scales and biases; Brevitas: weights x bits / 8). Time: wall seconds of quantization,",
+              "calibration and QAT in the process that finished the configuration (a run resumed from its",
+              "checkpoint counts only the resumed part), on a 2-core machine that may have been running other work.",
+              ""]
     return "\n".join(lines)
 
 
