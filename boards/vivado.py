@@ -4,9 +4,6 @@ a Yosys `synth_xilinx` resource estimate, labelled as an estimate: no Fmax, no b
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +14,7 @@ from ..errors import RowmixError
 from ..hardware.config import ArrayConfig
 from ..hardware.resources import run_yosys_script
 from .link_top import LINK_TOP_NAME, link_verilog
+from .staging import staged_build, write_build_record
 
 PART = "xc7z020clg400-1"
 CLOCK_MHZ = 125.0  # the PYNQ-Z2 sysclk on H16
@@ -41,11 +39,8 @@ def write_pynq_project(cfg: ArrayConfig, out: str | Path, baud: int = 115200) ->
     divisor = round(CLOCK_MHZ * 1e6 / baud)
     if divisor < 4:
         raise RowmixError(f"{baud} baud is too fast for the {CLOCK_MHZ:g} MHz clock")
-    out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.build-"))
     t0 = time.perf_counter()
-    try:
+    with staged_build(out) as work:
         name = "rowmix_pynq_z2"
         verilog = link_verilog(cfg, divisor)
         env = Environment(loader=PackageLoader("rowmix.boards", "templates"), undefined=StrictUndefined,
@@ -68,13 +63,5 @@ def write_pynq_project(cfg: ArrayConfig, out: str | Path, baud: int = 115200) ->
                                                "run the TCL in Vivado for real utilisation, timing and the bitstream",
             "resources": _estimate(stat), "array": cfg.to_json(), "seconds": round(time.perf_counter() - t0, 1),
         }
-        (work / "array.json").write_text(json.dumps(cfg.to_json(), indent=1) + "\n")
-        (work / "build.json").write_text(json.dumps(result, indent=1) + "\n")
-        work.chmod(0o755)
-        from ..artifact import replace_dir
-
-        replace_dir(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        write_build_record(work, cfg, result)
     return result

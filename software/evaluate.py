@@ -49,6 +49,14 @@ def torch_predictions(fn: Callable[[torch.Tensor], torch.Tensor], images: np.nda
     return torch.cat([fn(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)]).numpy()
 
 
+def float_predictions(model: torch.nn.Module, images: np.ndarray, mean, std) -> np.ndarray:
+    """The float model's predictions on raw images (it expects them normalised)."""
+    c = len(mean)
+    m = torch.tensor(mean, dtype=torch.float32).reshape(c, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).reshape(c, 1, 1)
+    return torch_predictions(lambda x: model(normalize(x, m, s)), images)
+
+
 def float_model_for(art: Artifact, data_dir: str | Path | None):
     """The float model the artifact was quantized from, or (None, reason) if it cannot be rebuilt."""
     name = art.model.get("name")
@@ -71,10 +79,7 @@ def evaluate(art: Artifact, ds: Dataset, data_dir: str | Path | None = None, bat
     f_acc = fq_acc = agree = None
     if model is not None:
         err.print(f"[dim]float and fake-quant on {len(ds)} images[/dim]")
-        c = len(art.input.mean)
-        mean = torch.tensor(art.input.mean, dtype=torch.float32).reshape(c, 1, 1)
-        std = torch.tensor(art.input.std, dtype=torch.float32).reshape(c, 1, 1)
-        p_float = torch_predictions(lambda x: model(normalize(x, mean, std)), ds.images)
+        p_float = float_predictions(model, ds.images, art.input.mean, art.input.std)
         p_fq = torch_predictions(fakequant_from_artifact(model, art), ds.images)
         f_acc = float((p_float == ds.labels).mean())
         fq_acc = float((p_fq == ds.labels).mean())
@@ -84,4 +89,4 @@ def evaluate(art: Artifact, ds: Dataset, data_dir: str | Path | None = None, bat
                       g.predictions.tolist(), None if model is None else p_fq.tolist())
 
 
-__all__ = ["Evaluation", "evaluate", "float_model_for", "torch_predictions", "weights_sha256"]
+__all__ = ["Evaluation", "evaluate", "float_model_for", "float_predictions", "torch_predictions", "weights_sha256"]

@@ -18,7 +18,7 @@ from ..artifact import summarize, write_artifact
 from ..console import err, progress_bars
 from ..data import load_dataset
 from ..errors import RowmixError
-from ..evaluate import evaluate
+from ..evaluate import evaluate, float_predictions
 from ..models import build_model
 from ..quant import TrainConfig, make_method, quantize
 
@@ -125,16 +125,8 @@ def _run_brevitas(c: Config, o: AccuracyOptions, ev) -> dict:
 
 
 def _float_accuracy(network: str, o: AccuracyOptions, ev) -> float:
-    import torch
-
-    from ..evaluate import torch_predictions
-    from ..formats import normalize
-
     model, _ = build_model(network, o.data_dir)
-    c = len(ev.mean)
-    mean = torch.tensor(ev.mean, dtype=torch.float32).reshape(c, 1, 1)
-    std = torch.tensor(ev.std, dtype=torch.float32).reshape(c, 1, 1)
-    return float((torch_predictions(lambda x: model(normalize(x, mean, std)), ev.images) == ev.labels).mean())
+    return float((float_predictions(model, ev.images, ev.mean, ev.std) == ev.labels).mean())
 
 
 def run_config(c: Config, o: AccuracyOptions, ev) -> dict:
