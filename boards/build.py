@@ -78,7 +78,8 @@ def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions) -> dict[str,
         platform = spec.platform()
         overrides = {
             "script_after_read": "proc\nopt_clean -purge",  # Amaranth alias wires trip ABC9 (see hardware/resources.py)
-            "synth_opts": "-dsp" if spec.family == "ice40" else "",  # requant multipliers onto SB_MAC16
+            # no `-dsp` on iCE40: it re-maps the dual 8x8 SB_MAC16 lanes into 16x16 mode with the clock
+            # tied off (notes/hardware.md 2); the requant unit instantiates its SB_MAC16s itself
             "script_after_synth": "tee -q -o stat.json stat -json",
             "nextpnr_opts": f"--report report.json --seed {o.seed}",
         }

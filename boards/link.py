@@ -52,6 +52,7 @@ class HostLink(wiring.Component):
         cmd = Signal(8)
         length = Signal(16)
         idx = Signal(16)  # payload bytes received / replayed / sent
+        left = Signal(16)  # bytes still to receive / replay / send: a zero test, not a 16-bit compare, ends each loop
         total = Signal(8)  # running sum of cmd, length and payload bytes
         too_long = Signal()
         reason = Signal(8)
@@ -78,7 +79,7 @@ class HostLink(wiring.Component):
                 m.next = next_state
 
         def respond(m, kind, length_, small):
-            m.d.sync += [r_cmd.eq(kind), r_len.eq(length_), r_small.eq(small), r_sum.eq(0), idx.eq(0)]
+            m.d.sync += [r_cmd.eq(kind), r_len.eq(length_), r_small.eq(small), r_sum.eq(0), idx.eq(0), left.eq(length_)]
             m.next = "TX_SYNC"
 
         with m.FSM():
@@ -102,7 +103,7 @@ class HostLink(wiring.Component):
                 with m.If(self.rx.valid):
                     n = Cat(length[:8], self.rx.payload)
                     m.d.sync += [length[8:].eq(self.rx.payload), total.eq(total + self.rx.payload), idx.eq(0),
-                                 too_long.eq(n > nbuf)]
+                                 left.eq(n), too_long.eq(n > nbuf)]
                     m.next = "PAYLOAD"
                     with m.If(n == 0):
                         m.next = "CHECK"
@@ -110,13 +111,13 @@ class HostLink(wiring.Component):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
                     m.d.comb += buf_w.en.eq(~too_long & (idx < nbuf))
-                    m.d.sync += [total.eq(total + self.rx.payload), idx.eq(idx + 1)]
-                    with m.If(idx + 1 == length):
+                    m.d.sync += [total.eq(total + self.rx.payload), idx.eq(idx + 1), left.eq(left - 1)]
+                    with m.If(left == 1):
                         m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
-                    m.d.sync += [idx.eq(0), nbytes.eq(0), count.eq(0)]
+                    m.d.sync += [idx.eq(0), left.eq(length), nbytes.eq(0), count.eq(0)]
                     ok_len = Signal()
                     m.d.comb += ok_len.eq(~too_long & Mux(
                         is_cfg, (length[:2] == 0) & (length != 0),
@@ -149,14 +150,14 @@ class HostLink(wiring.Component):
                 with m.State(f"REPLAY_{kind}"):  # address idx is on the read port; data next cycle
                     m.next = f"LATCH_{kind}"
                 with m.State(f"LATCH_{kind}"):
-                    m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), idx.eq(idx + 1), nbytes.eq(nbytes + 1)]
+                    m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), idx.eq(idx + 1), left.eq(left - 1), nbytes.eq(nbytes + 1)]
                     with m.If(nbytes + 1 == size):
                         m.next = f"PUSH_{kind}"
                     with m.Else():
                         m.next = f"REPLAY_{kind}"
                 with m.State(f"PUSH_{kind}"):
                     width = size * 8
-                    final = idx == length
+                    final = left == 0
                     m.d.comb += [port.valid.eq(1), port.payload.data.eq(word[len(word) - width :]),
                                  port.payload.last.eq(final & ((cmd == Cmd.CONFIG_END) if kind == "CFG" else 1))]
                     with m.If(port.ready):
@@ -189,7 +190,7 @@ class HostLink(wiring.Component):
                 send(m, r_len[:8], "TX_LEN1")
             with m.State("TX_LEN1"):
                 send(m, r_len[8:], "TX_CHK")
-                with m.If(self.tx.ready & (r_len != 0)):
+                with m.If(self.tx.ready & (left != 0)):
                     m.next = "TX_FETCH"
             with m.State("TX_FETCH"):  # RESULT bytes come from the result memory (one cycle latency)
                 m.next = "TX_PAY"
@@ -200,8 +201,8 @@ class HostLink(wiring.Component):
                     m.d.comb += r_byte.eq(r_small.word_select(idx[:4], 8))
                 send(m, r_byte, "TX_PAY")
                 with m.If(self.tx.ready):
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx + 1 == r_len):
+                    m.d.sync += [idx.eq(idx + 1), left.eq(left - 1)]
+                    with m.If(left == 1):
                         m.next = "TX_CHK"
                     with m.Else():
                         m.next = "TX_FETCH"

@@ -25,8 +25,25 @@ CODE_BITS = {"SP2": 4, "FIXED4": 4, "FIXED8": 8}
 
 @dataclass(frozen=True)
 class GroupConfig:
+    """`rows` row lanes of lane kind `kind`; of them, the last `lut_rows` may run on LUT lanes of
+    `lut_kind` instead (a DSP group topped up with LUT multipliers: the fixed-point baselines of
+    `rowmix bench boards`, which fill a device's DSPs first and its LUTs after)."""
+
     rows: int
     kind: str
+    lut_rows: int = 0
+    lut_kind: str = ""
+
+    @property
+    def dsp_rows(self) -> int:
+        return self.rows - self.lut_rows if self.kind == "dsp" else 0
+
+    def row_kind(self, r: int) -> str:
+        return self.lut_kind if r >= self.rows - self.lut_rows else self.kind
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(k for k, n in ((self.kind, self.rows - self.lut_rows), (self.lut_kind, self.lut_rows)) if n)
 
 
 @dataclass(frozen=True)
@@ -62,8 +79,13 @@ class ArrayConfig:
                 problems.append(f"group {g}: kind {gc.kind!r} is not one of {', '.join(KINDS[g])}")
             if gc.rows < 0:
                 problems.append(f"group {g}: rows must be >= 0")
-        if groups.get("FIXED4") and groups["FIXED4"].kind == "dsp" and groups["FIXED4"].rows % 2:
-            problems.append("group FIXED4 on DSPs packs two rows per multiplier: rows must be even")
+            if gc.lut_rows and (gc.kind != "dsp" or not 0 < gc.lut_rows <= gc.rows
+                                or gc.lut_kind not in KINDS.get(g, ()) or gc.lut_kind == "dsp"):
+                problems.append(f"group {g}: lut_rows ({gc.lut_rows}) need a DSP group of at least as many rows "
+                                f"and a LUT lut_kind, got kind {gc.kind!r}, lut_kind {gc.lut_kind!r}")
+        if groups.get("FIXED4") and groups["FIXED4"].dsp_rows % 2 and self.target != "ice40":  # (iCE40 pairs
+            # an odd row's activation elements in its dual 8x8 multipliers)
+            problems.append("group FIXED4 on DSPs packs two rows per multiplier: its DSP rows must be even")
         if self.t_k < 1 or self.t_k & (self.t_k - 1):
             problems.append(f"t_k must be a power of two, got {self.t_k}")
         if self.act_bits not in (4, 8):
@@ -90,7 +112,8 @@ class ArrayConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d["groups"] = {g: asdict(v) for g, v in self.groups.items()}
+        d["groups"] = {g: {k: x for k, x in asdict(v).items() if k in ("rows", "kind") or v.lut_rows}
+                       for g, v in self.groups.items()}
         return d
 
     @classmethod

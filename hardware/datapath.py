@@ -26,6 +26,10 @@ def tree_inputs(kind: str, t_k: int) -> int:
     return t_k * (2 if kind == "booth" else 1)
 
 
+def group_tree_levels(cfg: GroupConfig, t_k: int) -> int:
+    return max((tree_levels(tree_inputs(k, t_k)) for k in cfg.kinds), default=1)
+
+
 def tree_levels(n_inputs: int) -> int:
     return max(1, (n_inputs - 1).bit_length())
 
@@ -36,8 +40,8 @@ class GroupDatapath(wiring.Component):
         self.group, self.cfg, self.t_k, self.act_width = group, cfg, t_k, act_width
         self.acc_bits, self.target, self.levels = acc_bits, target, levels
         self.code_bits = CODE_BITS[group]
-        if levels < tree_levels(tree_inputs(cfg.kind, t_k)):
-            raise ValueError(f"{levels} tree levels cannot sum {tree_inputs(cfg.kind, t_k)} terms")
+        if levels < group_tree_levels(cfg, t_k):
+            raise ValueError(f"{levels} tree levels cannot sum the terms of {cfg.kinds} lanes")
         super().__init__({
             "act": In(t_k * act_width),
             "codes": In(cfg.rows * t_k * self.code_bits),
@@ -59,32 +63,37 @@ class GroupDatapath(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        t_k, aw, rows, kind = self.t_k, self.act_width, self.cfg.rows, self.cfg.kind
+        t_k, aw, rows = self.t_k, self.act_width, self.cfg.rows
         acts = [self.act[j * aw : (j + 1) * aw].as_signed() for j in range(t_k)]
 
         # Stage P: registered terms per row, with their (folded) negation bits.
         row_terms: list[list] = [[] for _ in range(rows)]
         row_negs: list[list] = [[] for _ in range(rows)]
-        if kind in ("sp2", "booth", "mul"):
-            build = {"sp2": lanes.sp2_terms, "booth": lanes.booth_terms, "mul": lanes.mul_terms}[kind]
-            for r in range(rows):
-                for j in range(t_k):
-                    for term, neg in build(m, self._code(r, j), acts[j]):
-                        reg = Signal(signed(len(term)))  # the one's complement keeps the width
-                        m.d.sync += reg.eq(lanes.folded(term, neg))
-                        row_terms[r].append(reg)
-                        if not (isinstance(neg, Const) and neg.value == 0):
-                            neg_reg = Signal()
-                            m.d.sync += neg_reg.eq(neg)
-                            row_negs[r].append(neg_reg)
-        else:  # DSP: pairs of rows share a multiplier (FIXED4 packed; iCE40 dual 8x8), or one each
+        n_dsp = self.cfg.dsp_rows
+        for r in range(n_dsp, rows):  # LUT lanes (every row of a LUT group, the topped-up rows of a DSP group)
+            build = {"sp2": lanes.sp2_terms, "booth": lanes.booth_terms, "mul": lanes.mul_terms}[self.cfg.row_kind(r)]
+            for j in range(t_k):
+                for term, neg in build(m, self._code(r, j), acts[j]):
+                    reg = Signal(signed(len(term)))  # the one's complement keeps the width
+                    m.d.sync += reg.eq(lanes.folded(term, neg))
+                    row_terms[r].append(reg)
+                    if not (isinstance(neg, Const) and neg.value == 0):
+                        neg_reg = Signal()
+                        m.d.sync += neg_reg.eq(neg)
+                        row_negs[r].append(neg_reg)
+        if n_dsp:  # DSP: pairs of rows share a multiplier (FIXED4 packed; iCE40 dual 8x8), or one each
             paired = self.group == "FIXED4" or self.target == "ice40"
-            for r in range(0, rows, 2 if paired else 1):
+            for r in range(0, n_dsp, 2 if paired else 1):
                 for j in range(t_k):
-                    if paired and r + 1 < rows:
+                    if paired and r + 1 < n_dsp:
                         hi, lo = dsp.pair_product(m, self.target, self._code(r, j), self._code(r + 1, j), acts[j])
                         row_terms[r].append(hi)
                         row_terms[r + 1].append(lo)
+                    elif self.target == "ice40" and j % 2 == 0 and j + 1 < t_k:  # odd row: pair its elements
+                        hi, lo = dsp.dual_product(m, self._code(r, j), acts[j], self._code(r, j + 1), acts[j + 1])
+                        row_terms[r] += [hi, lo]
+                    elif self.target == "ice40" and j % 2:
+                        pass  # taken with element j - 1
                     else:
                         row_terms[r].append(dsp.product(m, self._code(r, j), acts[j]))
 

@@ -37,29 +37,38 @@ def _signed8(m: Module, v: Value) -> Value:
     return s8
 
 
+def dual_product(m: Module, w_hi: Value, a_hi: Value, w_lo: Value, a_lo: Value) -> tuple[Value, Value]:
+    """Registered products (w_hi * a_hi, w_lo * a_lo) of one iCE40 SB_MAC16 in dual 8x8 mode: two
+    independent signed products, so any two MAC lanes can share it (two rows on one activation,
+    or two activation elements of one row)."""
+    if max(len(a_hi), len(a_lo), len(w_hi), len(w_lo)) > 8:
+        raise ValueError("SB_MAC16 dual 8x8 mode takes at most 8-bit operands")
+    pw = max(len(a_hi), len(a_lo)) + max(len(w_hi), len(w_lo))
+    hi, lo = Signal(signed(pw)), Signal(signed(pw))
+    o = Signal(32)
+    m.submodules += Instance(
+        "SB_MAC16",
+        p_MODE_8x8=1, p_A_SIGNED=1, p_B_SIGNED=1, p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
+        p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,
+        i_CLK=ClockSignal("sync"), i_CE=1,
+        i_A=Cat(_signed8(m, w_lo), _signed8(m, w_hi)), i_B=Cat(_signed8(m, a_lo), _signed8(m, a_hi)),
+        i_C=Const(0, 16), i_D=Const(0, 16), i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
+        i_ORSTTOP=0, i_ORSTBOT=0, i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
+        i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+        o_O=o, o_CO=Signal(), o_ACCUMCO=Signal(), o_SIGNEXTOUT=Signal(),
+    )
+    m.d.comb += [hi.eq(o[16:32].as_signed()), lo.eq(o[0:16].as_signed())]
+    return hi, lo
+
+
 def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> tuple[Value, Value]:
     """Registered products (w_hi * a, w_lo * a) of two rows sharing one multiplier (codes up to
     8 bits on iCE40's dual 8x8 mode, up to 4 bits packed elsewhere)."""
     code_bits = max(len(w_hi), len(w_lo))
+    if target == "ice40":
+        return dual_product(m, w_hi, a, w_lo, a)
     pw = len(a) + code_bits
     hi, lo = Signal(signed(pw)), Signal(signed(pw))
-    if target == "ice40":
-        if len(a) > 8 or code_bits > 8:
-            raise ValueError("SB_MAC16 dual 8x8 mode takes at most 8-bit operands")
-        o = Signal(32)
-        m.submodules += Instance(
-            "SB_MAC16",
-            p_MODE_8x8=1, p_A_SIGNED=1, p_B_SIGNED=1, p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
-            p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,
-            i_CLK=ClockSignal("sync"), i_CE=1,
-            i_A=Cat(_signed8(m, w_lo), _signed8(m, w_hi)), i_B=Cat(_signed8(m, a), _signed8(m, a)),
-            i_C=Const(0, 16), i_D=Const(0, 16), i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0,
-            i_ORSTTOP=0, i_ORSTBOT=0, i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
-            i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
-            o_O=o, o_CO=Signal(), o_ACCUMCO=Signal(), o_SIGNEXTOUT=Signal(),
-        )
-        m.d.comb += [hi.eq(o[16:32].as_signed()), lo.eq(o[0:16].as_signed())]
-        return hi, lo
     check_pack_bound(code_bits, len(a))
     p = Signal(signed(len(a) + PACK_SHIFT + code_bits + 1))
     m.d.sync += p.eq(packed_operand(w_hi, w_lo) * a)

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from ..formats import GROUPS
 from . import requant as rq
 from .config import CODE_BITS, ArrayConfig
-from .datapath import GroupDatapath, tree_inputs, tree_levels
+from .datapath import GroupDatapath, group_tree_levels
 
 MAGIC = 0x524D5801  # "RMX", protocol version 1
 HEADER_WORDS = 8
@@ -57,7 +57,7 @@ def pipeline_latency(cfg: ArrayConfig) -> int:
 
 
 def shared_levels(cfg: ArrayConfig) -> int:
-    return max(tree_levels(tree_inputs(g.kind, cfg.t_k)) for g in cfg.groups.values())
+    return max(group_tree_levels(g, cfg.t_k) for g in cfg.groups.values())
 
 
 def lane_act_width(cfg: ArrayConfig) -> int:
@@ -343,7 +343,7 @@ class LayerEngine(wiring.Component):
             end_line.append(e)
         units = {}
         if cfg.shared_requant:
-            m.submodules.requant = shared = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS)
+            m.submodules.requant = shared = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS, cfg.target)
             units = {g: shared for g in groups}
             sel = {g: Signal(name=f"sel_{g}") for g in groups}  # which group's lane the shared unit takes
             grp_line = [Signal(range(max(len(groups), 2)))]  # the group of each result, through the pipeline
@@ -354,7 +354,7 @@ class LayerEngine(wiring.Component):
         for gi, g in enumerate(groups):
             requ = units.get(g)
             if requ is None:
-                m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS)
+                m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS, cfg.target)
             lane = Signal(range(max(rows[g], 2)), name=f"lane_{g}")
             s_valid = Signal(name=f"valid_{g}")
             local = d_index - offsets[g] if offsets[g] else d_index

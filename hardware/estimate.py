@@ -25,9 +25,7 @@ def pixels_of(layer: MacLayer) -> int:
 def dsp_count(cfg: ArrayConfig) -> int:
     n = 0
     for g, gc in cfg.groups.items():
-        if gc.kind != "dsp":
-            continue
-        macs = gc.rows * cfg.t_k
+        macs = gc.dsp_rows * cfg.t_k
         paired = g == "FIXED4" or cfg.target == "ice40"
         n += -(-macs // 2) if paired else macs
     return n
@@ -65,9 +63,11 @@ def estimate(art: Artifact, cfg: ArrayConfig, lane_costs: dict[str, Any] | None 
     luts = ffs = None
     if lane_costs is not None:
         aw = str(lane_act_width(cfg))
-        per = {g: lane_costs[cfg.target][g][cfg.groups[g].kind][aw] for g in GROUPS if cfg.groups[g].rows}
-        luts = round(sum(lanes[g] * per[g]["lut"] for g in per))
-        ffs = round(sum(lanes[g] * per[g]["ff"] for g in per))
+        parts = [(gc.rows - gc.lut_rows, gc.kind, g) for g, gc in cfg.groups.items()] + \
+                [(gc.lut_rows, gc.lut_kind, g) for g, gc in cfg.groups.items()]
+        per = [(n * cfg.t_k, lane_costs[cfg.target][g][k][aw]) for n, k, g in parts if n]
+        luts = round(sum(n * c["lut"] for n, c in per))
+        ffs = round(sum(n * c["ff"] for n, c in per))
     return {
         "target": cfg.target,
         "array": cfg.to_json(),

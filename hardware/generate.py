@@ -69,7 +69,7 @@ def target_lane_costs(cfg: ArrayConfig) -> dict | None:
     from .engine import lane_act_width
     from .resources import UnitSpec, lane_cost_table, measure_lane_costs
 
-    specs = [UnitSpec(g, cfg.groups[g].kind, cfg.target, lane_act_width(cfg)) for g in GROUPS if cfg.groups[g].rows]
+    specs = [UnitSpec(g, k, cfg.target, lane_act_width(cfg)) for g in GROUPS for k in cfg.groups[g].kinds]
     return lane_cost_table(measure_lane_costs(specs))
 
 

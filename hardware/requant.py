@@ -1,28 +1,62 @@
 """The requantization unit: `y = clamp((acc * M0 + 2^(n-1)) >> n, lo, hi)`, the `single` mode of
 DESIGN section 2 with a 16-bit multiplier, pipelined to one result per cycle.
 
-Stage 1 forms the exact 48-bit product (a DSP or a LUT multiplier), stage 2 adds the rounding
-constant and shifts arithmetically (floor), stage 3 clamps; lo = 0 makes the fused ReLU. Channel
-and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n, as in the golden
-model. The shift saturates at 48: the artifact guarantees |acc * M0| < 2^47, so for every n >= 48
-the exact result is 0, which (prod + 2^47) >> 48 also gives; the barrel shifter stays 48 wide.
+Stages (one register each, so no stage holds more than one wide carry chain or one mux tree,
+which is what lets a full iCE40 array close at 50 MHz): inputs; two 16 x 16 partial products
+(`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
+plus the rounding constant; the arithmetic shift (floor); the clamp (lo = 0 makes the fused
+ReLU). Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
+as in the golden model. The shift saturates at 48: the artifact guarantees |acc * M0| < 2^47, so
+for every n >= 48 the exact result is 0, which (prod + 2^47) >> 48 also gives; the barrel shifter
+stays 48 wide.
+
+On iCE40 the partial products are SB_MAC16 instances in 16 x 16 mode with their product register
+on: Yosys's `-dsp` inference would do the same for the requant multiplier but also re-map the
+dual 8x8 lane DSPs into 16 x 16 mode with the clock tied off (notes/hardware.md 2), so the board
+build never passes `-dsp` and instantiates here instead.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 M_BITS = 16
 N_BITS = 6  # n in 1..62
-LATENCY = 3
+LATENCY = 6
 MAX_SHIFT = 48
 
 
+def mul16(m: Module, target: str, a: Value, b: Value, a_signed: bool) -> Signal:
+    """Registered 16 x 16 product of `a` (signed or not) and unsigned `b`."""
+    p = Signal(signed(33) if a_signed else 32)
+    if target == "ice40":
+        o = Signal(32)
+        m.submodules += Instance(
+            "SB_MAC16", p_MODE_8x8=0, p_A_SIGNED=int(a_signed), p_B_SIGNED=0, p_PIPELINE_16x16_MULT_REG2=1,
+            p_TOPOUTPUT_SELECT=3, p_BOTOUTPUT_SELECT=3,
+            i_CLK=ClockSignal("sync"), i_CE=1, i_A=a, i_B=b, i_C=Const(0, 16), i_D=Const(0, 16),
+            i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0, i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
+            i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0, i_OHOLDTOP=0, i_OHOLDBOT=0,
+            i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+            o_O=o, o_CO=Signal(), o_ACCUMCO=Signal(), o_SIGNEXTOUT=Signal())
+        m.d.comb += p.eq(o.as_signed() if a_signed else o)
+    else:
+        m.d.sync += p.eq((a.as_signed() if a_signed else a) * b)
+    return p
+
+
+def rounding_constant(n: Value) -> Value:
+    """2^(n-1) for n >= 1 (round half up), 0 for n = 0."""
+    return (1 << n) >> 1
+
+
 class RequantUnit(wiring.Component):
-    def __init__(self, acc_bits: int = 32, out_bits: int = 16, channel_bits: int = 12) -> None:
-        self.acc_bits, self.out_bits = acc_bits, out_bits
+    def __init__(self, acc_bits: int = 32, out_bits: int = 16, channel_bits: int = 12, target: str = "generic") -> None:
+        if not 16 <= acc_bits <= 32:
+            raise ValueError(f"acc_bits must be 16..32, got {acc_bits}")
+        self.acc_bits, self.out_bits, self.target = acc_bits, out_bits, target
         super().__init__({
             "acc": In(signed(acc_bits)),
             "m0": In(M_BITS),
@@ -38,23 +72,37 @@ class RequantUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pw = self.acc_bits + M_BITS + 1
-        prod = Signal(signed(pw))
-        n1 = Signal(N_BITS)
-        shifted = Signal(signed(pw))
-        lo1, hi1, lo2, hi2 = (Signal(signed(self.out_bits)) for _ in range(4))
-        ch1, ch2 = Signal.like(self.channel), Signal.like(self.channel)
-        v1, v2 = Signal(), Signal()
+        pw = 32 + M_BITS + 1
 
-        m.d.sync += [prod.eq(self.acc * self.m0), n1.eq(self.n), lo1.eq(self.lo), hi1.eq(self.hi),
-                     ch1.eq(self.channel), v1.eq(self.valid)]
+        def stage(*values):
+            regs = [Signal.like(v) for v in values]
+            m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+            return regs
+
+        # the flags ride along; product stages are built explicitly
+        acc = Signal(signed(32))
+        m0 = Signal(M_BITS)
+        m.d.sync += [acc.eq(self.acc), m0.eq(self.m0)]
+        flags = stage(self.n, self.lo, self.hi, self.channel, self.valid)
+        p_lo = mul16(m, self.target, acc[:16], m0, a_signed=False)
+        p_hi = mul16(m, self.target, acc[16:], m0, a_signed=True)
+        n, lo, hi, ch, v = flags = stage(*flags)
+        prod = Signal(signed(pw))
+        m.d.sync += prod.eq((p_hi << 16) + p_lo)
         n_eff = Signal(range(MAX_SHIFT + 1))
+        m.d.comb += n_eff.eq(Mux(n > MAX_SHIFT, MAX_SHIFT, n))
         rounding = Signal(MAX_SHIFT)
-        m.d.comb += [n_eff.eq(Mux(n1 > MAX_SHIFT, MAX_SHIFT, n1)), rounding.eq((1 << n_eff) >> 1)]
-        m.d.sync += [shifted.eq((prod + rounding) >> n_eff), lo2.eq(lo1), hi2.eq(hi1), ch2.eq(ch1), v2.eq(v1)]
+        m.d.sync += rounding.eq(rounding_constant(n_eff))
+        n, lo, hi, ch, v = stage(n_eff, lo, hi, ch, v)
+        rounded = Signal(signed(pw))
+        m.d.sync += rounded.eq(prod + rounding)
+        n, lo, hi, ch, v = stage(n, lo, hi, ch, v)
+        shifted = Signal(signed(pw))
+        m.d.sync += shifted.eq(rounded >> n)
+        lo, hi, ch, v = stage(lo, hi, ch, v)
         m.d.sync += [
-            self.y.eq(Mux(shifted < lo2, lo2, Mux(shifted > hi2, hi2, shifted))),
-            self.y_channel.eq(ch2),
-            self.y_valid.eq(v2),
+            self.y.eq(Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted))),
+            self.y_channel.eq(ch),
+            self.y_valid.eq(v),
         ]
         return m

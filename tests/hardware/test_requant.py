@@ -1,7 +1,12 @@
 """The requantization unit against formats.requantize: random cases and the edges (exact ties,
 negative ties, n = 1, n beyond the 48-bit register, flushed rows, both saturations)."""
 
+import shutil
+import subprocess
+
 import numpy as np
+import pytest
+from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from rowmix.formats import requantize
@@ -33,7 +38,7 @@ def run_unit(cases):
     return np.array(got, np.int64)
 
 
-def test_requant_unit_random_and_edges():
+def cases_and_edges():
     rng = np.random.default_rng(0)
     cases = []
     for _ in range(1500):
@@ -53,10 +58,60 @@ def test_requant_unit_random_and_edges():
               ((1 << 31) - 1, (1 << 16) - 1, 62, -127, 127), (-(1 << 31) + 1, (1 << 16) - 1, 50, 0, 255),
               (10**9, 40000, 20, 0, 15), (-10**9, 40000, 20, -127, 127),  # saturations
               (1 << 30, 1 << 15, 1, -32767, 32767), (-(1 << 30), 1 << 15, 1, -32767, 32767)]
+    return cases
+
+
+def expected(cases):
+    return np.array([requantize(np.array([c[0]]), c[1], c[2], c[3], c[4])[0] for c in cases])
+
+
+def test_requant_unit_random_and_edges():
+    cases = cases_and_edges()
     got = run_unit(cases)
     a = np.array(cases, np.int64)
-    want = np.array([requantize(np.array([c[0]]), c[1], c[2], c[3], c[4])[0] for c in cases])
+    want = expected(cases)
     bad = np.flatnonzero(got != want)
     assert not len(bad), [(cases[i], got[i], want[i]) for i in bad[:5]]
     assert len(got) == len(a)
     assert sum(1 for c in cases if (c[0] * c[1]) % (1 << c[2]) == 1 << (c[2] - 1)) >= 8  # ties were tested
+
+
+TESTBENCH = """
+`timescale 1ns/1ps
+module tb;
+  reg clk = 0, rst = 0;
+  reg signed [31:0] acc; reg [15:0] m0; reg [5:0] n; reg signed [15:0] lo, hi; reg valid = 0;
+  wire signed [15:0] y; wire [11:0] y_channel; wire y_valid;
+  rq dut(.clk(clk), .rst(rst), .acc(acc), .m0(m0), .n(n), .lo(lo), .hi(hi), .channel(12'd0), .valid(valid),
+         .y(y), .y_channel(y_channel), .y_valid(y_valid));
+  integer f, r, i, count;
+  initial begin
+    f = $fopen("cases.txt", "r");
+    r = $fscanf(f, " %d", count);
+    for (i = 0; i < count; i = i + 1) begin
+      r = $fscanf(f, " %d %d %d %d %d", acc, m0, n, lo, hi);
+      valid = 1; #1 clk = 1; #1 clk = 0; #1;
+      if (y_valid) $display("%0d", y);
+    end
+    valid = 0;
+    repeat (8) begin #1 clk = 1; #1 clk = 0; #1; if (y_valid) $display("%0d", y); end
+    $finish;
+  end
+endmodule
+"""
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+def test_ice40_requant_on_sb_mac16_in_icarus(tmp_path):
+    """The iCE40 unit's SB_MAC16 partial products (Yosys's simulation model) give the same results."""
+    from rowmix.sim.models import sb_mac16_model
+
+    cases = cases_and_edges()
+    (tmp_path / "cases.txt").write_text(f"{len(cases)}\n" + "".join(" ".join(str(int(v)) for v in c) + "\n" for c in cases))
+    (tmp_path / "rq.v").write_text(verilog.convert(RequantUnit(32, 16, 12, "ice40"), name="rq", emit_src=False))
+    (tmp_path / "tb.v").write_text(TESTBENCH)
+    sb_mac16_model(tmp_path / "sb_mac16.v")
+    subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", "rq.v", "sb_mac16.v"], cwd=tmp_path, check=True)
+    out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    got = np.array([int(t) for t in out.split() if t.lstrip("-").isdigit()])
+    assert np.array_equal(got, expected(cases))

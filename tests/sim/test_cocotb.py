@@ -100,3 +100,21 @@ def test_verilator_matches_icarus(tmp_path, digits_artifacts, digits_eval):
     r = run_rtl(tmp_path, path, art, digits_eval.images[:8], digits_eval.labels[:8],
                 cfg=default_config(art, "generic"), simulator="verilator")
     assert r.mismatches == 0 and r.rtl_predictions == golden.run(art, digits_eval.images[:8]).predictions.tolist()
+
+
+@pytest.mark.parametrize("target", ["ice40", "generic"])
+def test_odd_dsp_rows_and_lut_topped_groups_bit_exact(tmp_path, target):
+    """The board arrays' shapes: an odd FIXED4 / FIXED8 DSP row (on iCE40 its activation elements
+    share a dual 8x8 SB_MAC16), DSP groups topped up with Booth and plain LUT multiplier rows, and
+    on iCE40 the requant unit's SB_MAC16 16x16 partial products (Yosys's simulation model)."""
+    rng = np.random.default_rng(11)
+    art = random_network(rng, tmp_path / "art")
+    art = read_artifact(tmp_path / "art")
+    odd = 3 if target == "ice40" else 2
+    cfg = ArrayConfig(target=target, t_k=4, max_k=128, max_rows=16, acc_bits=24, shared_requant=True, groups={
+        "SP2": GroupConfig(2, "sp2"), "FIXED4": GroupConfig(odd + 1, "dsp", lut_rows=1, lut_kind="booth"),
+        "FIXED8": GroupConfig(2, "dsp", lut_rows=1, lut_kind="mul")})
+    images = random_images(rng, art, 2)
+    r = run_rtl(tmp_path, tmp_path / "art", art, images, cfg=cfg)
+    assert r.mismatches == 0, r.first_mismatch
+    assert r.cycles == r.model_cycles
