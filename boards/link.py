@@ -164,11 +164,15 @@ class HostLink(wiring.Component):
                         m.d.sync += nbytes.eq(0)
                         with m.If(final):
                             if kind == "CFG":
-                                respond(m, Cmd.ACK, 2, Cat(cmd, flags))
+                                m.next = "CFG_SETTLE"
                             else:
                                 m.next = "COLLECT"
                         with m.Else():
                             m.next = f"REPLAY_{kind}"
+
+            with m.State("CFG_SETTLE"):  # the ACK reports the flags after the engine took the last word
+                with m.If(self.config.ready):  # (a stream register may sit between; ready: it is empty)
+                    respond(m, Cmd.ACK, 2, Cat(cmd, flags))
 
             # ---- collect one pixel's outputs ----------------------------------------------------
             with m.State("COLLECT"):

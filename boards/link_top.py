@@ -1,14 +1,20 @@
 """The board-independent core of a board build: UART <-> host link <-> layer engine.
 
-Ports: `uart_rx`, `uart_tx` (8N1 at clk / divisor baud) and `leds` (busy, configured, error,
-heartbeat) for a board's indicator LEDs. The board tops (boards/platforms.py) add the clock, the
-PLL and the pin constraints; the cocotb UART test simulates exactly this Verilog."""
+`LinkCore` is the host link and the engine with a one-entry stream register on each stream
+between them: every handshake then depends on registers only, so no combinational path runs from
+the link's frame FSM through the engine's loaders (on the iCE40 that path set Fmax). A register
+passes a word every other cycle, which is far faster than the UART feeds it.
+
+`LinkTop` adds the UART: ports `uart_rx`, `uart_tx` (8N1 at clk / divisor baud) and `leds` (busy,
+configured, error, heartbeat) for a board's indicator LEDs. The board tops (boards/platforms.py)
+add the clock, the PLL and the pin constraints; the cocotb UART test simulates exactly this
+Verilog."""
 
 from __future__ import annotations
 
 from amaranth.back import verilog
 from amaranth.hdl import Cat, Module, ResetInserter, Signal
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hardware.config import ArrayConfig
@@ -17,6 +23,53 @@ from .link import HostLink
 from .uart import UartRx, UartTx
 
 LINK_TOP_NAME = "rowmix_link"
+
+
+class StreamRegister(wiring.Component):
+    """A one-entry stream buffer whose `ready` and `valid` are registers."""
+
+    def __init__(self, shape) -> None:
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        full = Signal()
+        m.d.comb += [self.i.ready.eq(~full), self.o.valid.eq(full)]
+        with m.If(full & self.o.ready):
+            m.d.sync += full.eq(0)
+        with m.If(~full & self.i.valid):
+            m.d.sync += [full.eq(1), self.o.payload.eq(self.i.payload)]
+        return m
+
+
+class LinkCore(wiring.Component):
+    def __init__(self, cfg: ArrayConfig) -> None:
+        self.cfg = cfg
+        self.link = HostLink(cfg)
+        members = self.link.signature.members
+        super().__init__({"rx": members["rx"], "tx": members["tx"], "busy": Out(1), "configured": Out(1),
+                          "error": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.link = link = self.link
+        engine_reset = Signal()
+        m.d.comb += engine_reset.eq(link.engine_reset)
+        m.submodules.engine = engine = ResetInserter(engine_reset)(LayerEngine(self.cfg))
+        regs = {}
+        for name in ("config", "act"):  # reset with the engine, so RESET leaves no stale word behind
+            shape = link.signature.members[name].signature.members["payload"].shape
+            m.submodules[f"{name}_reg"] = regs[name] = ResetInserter(engine_reset)(StreamRegister(shape))
+        wiring.connect(m, wiring.flipped(self.rx), link.rx)
+        wiring.connect(m, link.tx, wiring.flipped(self.tx))
+        for name in ("config", "act"):
+            wiring.connect(m, getattr(link, name), regs[name].i)
+            wiring.connect(m, regs[name].o, getattr(engine, name))
+        wiring.connect(m, engine.out, link.out)
+        m.d.comb += [link.busy.eq(engine.busy), link.configured.eq(engine.configured), link.error.eq(engine.error),
+                     link.cycles.eq(engine.cycles), link.pixels.eq(engine.pixels),
+                     self.busy.eq(engine.busy), self.configured.eq(engine.configured), self.error.eq(engine.error)]
+        return m
 
 
 class LinkTop(wiring.Component):
@@ -28,20 +81,13 @@ class LinkTop(wiring.Component):
         m = Module()
         m.submodules.rx = rx = UartRx(self.divisor)
         m.submodules.tx = tx = UartTx(self.divisor)
-        m.submodules.link = link = HostLink(self.array)
-        engine_reset = Signal()
-        m.submodules.engine = engine = ResetInserter(engine_reset)(LayerEngine(self.array))
-        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx), engine_reset.eq(link.engine_reset)]
-        wiring.connect(m, rx.data, link.rx)
-        wiring.connect(m, link.tx, tx.data)
-        wiring.connect(m, link.config, engine.config)
-        wiring.connect(m, link.act, engine.act)
-        wiring.connect(m, engine.out, link.out)
-        m.d.comb += [link.busy.eq(engine.busy), link.configured.eq(engine.configured), link.error.eq(engine.error),
-                     link.cycles.eq(engine.cycles), link.pixels.eq(engine.pixels)]
+        m.submodules.core = core = LinkCore(self.array)
+        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
+        wiring.connect(m, rx.data, core.rx)
+        wiring.connect(m, core.tx, tx.data)
         heartbeat = Signal(24)
         m.d.sync += heartbeat.eq(heartbeat + 1)
-        m.d.comb += self.leds.eq(Cat(engine.busy, engine.configured, engine.error, heartbeat[-1]))
+        m.d.comb += self.leds.eq(Cat(core.busy, core.configured, core.error, heartbeat[-1]))
         return m
 
 

@@ -107,26 +107,28 @@ class BoardTop(Elaboratable):
         m = Module()
         if self.pll is not None:
             clk_pin = platform.request(platform.default_clk, dir="-")
-            m.domains.sync = ClockDomain("sync")
-            locked = Signal()
+            m.domains.sync = cd_sync = ClockDomain("sync")
+            locked, clk = Signal(), Signal()
+            m.d.comb += cd_sync.clk.eq(clk)
             if self.spec.family == "ice40":
                 p = self.pll
                 m.submodules.pll = Instance(
                     "SB_PLL40_PAD", p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],
                     p_FILTER_RANGE=p["FILTER_RANGE"], i_PACKAGEPIN=clk_pin.io, i_RESETB=1, i_BYPASS=0,
-                    o_PLLOUTGLOBAL=ClockSignal("sync"), o_LOCK=locked)
+                    o_PLLOUTGLOBAL=clk, o_LOCK=locked)
             else:
                 p = self.pll
                 m.submodules.pll = Instance(
                     "EHXPLLL", p_CLKI_DIV=p["CLKI_DIV"], p_CLKFB_DIV=p["CLKFB_DIV"], p_CLKOP_DIV=p["CLKOP_DIV"],
                     p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_ENABLE="ENABLED", p_FEEDBK_PATH="CLKOP",
                     p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_FPHASE=0,
-                    i_CLKI=clk_pin.io, i_CLKFB=ClockSignal("sync"), i_RST=0, i_STDBY=0, i_PHASESEL0=0,
+                    i_CLKI=clk_pin.io, i_CLKFB=clk, i_RST=0, i_STDBY=0, i_PHASESEL0=0,
                     i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
-                    o_CLKOP=ClockSignal("sync"), o_LOCK=locked,
+                    o_CLKOP=clk, o_LOCK=locked,
                     a_FREQUENCY_PIN_CLKI=f"{self.spec.osc_hz / 1e6:.3f}", a_FREQUENCY_PIN_CLKOP=f"{self.freq_hz / 1e6:.3f}")
             m.d.comb += ResetSignal("sync").eq(~locked)
-            platform.add_clock_constraint(ClockSignal("sync"), self.freq_hz)
+            # (the PLL clock's constraint is nextpnr's --freq, see build.py: Amaranth's named net
+            # constraint does not survive Yosys's renaming of the PLL output net)
         m.submodules.core = core = LinkTop(self.cfg, self.divisor)
         uart = platform.request("uart", 0)
         m.d.comb += [core.uart_rx.eq(uart.rx.i), uart.tx.o.eq(core.uart_tx)]

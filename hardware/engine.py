@@ -113,23 +113,38 @@ class LayerEngine(wiring.Component):
         act_w, act_r = act_mem.write_port(), act_mem.read_port()
         code_mem, code_w, code_r, table_w, table_r, datapaths = {}, {}, {}, {}, {}, {}
         levels = shared_levels(cfg)
+        # With one shared requant unit the drain reads one row entry per cycle and writes one output
+        # per cycle, so one row table (groups at offsets `tbase`) and one output memory serve every
+        # group: on the UP5K that saves 11 of its 30 block RAMs.
+        shared = cfg.shared_requant
+        tbase, depth = {}, 0
+        for g in groups:
+            tbase[g] = depth if shared else 0
+            depth += max_tiles[g] * rows[g]
+        if shared and groups:
+            m.submodules.rows = tab = Memory(shape=layout, depth=depth, init=[])
+            tab_ports = tab.write_port(), tab.read_port()
         for g in groups:
             slice_bits = t_k * CODE_BITS[g]
             mem = Memory(shape=rows[g] * slice_bits, depth=max_tiles[g] * steps_max, init=[])
             m.submodules[f"codes_{g}"] = mem
             code_w[g], code_r[g] = mem.write_port(granularity=slice_bits), mem.read_port()
-            tab = Memory(shape=layout, depth=max_tiles[g] * rows[g], init=[])
-            m.submodules[f"rows_{g}"] = tab
-            table_w[g], table_r[g] = tab.write_port(), tab.read_port()
+            if shared:
+                table_w[g], table_r[g] = tab_ports
+            else:
+                tab = Memory(shape=layout, depth=max_tiles[g] * rows[g], init=[])
+                m.submodules[f"rows_{g}"] = tab
+                table_w[g], table_r[g] = tab.write_port(), tab.read_port()
             dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels)
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
         out_w, out_r = {}, {}
-        for g in groups:  # one output memory per group (its drain writes it); the channel map picks
-            mem = Memory(shape=signed(cfg.out_bits), depth=OUT_BANKS * cfg.max_rows, init=[])
-            m.submodules[f"out_{g}"] = mem
+        for g in groups[:1] if shared else groups:  # one output memory per drain; the channel map
+            mem = Memory(shape=signed(cfg.out_bits), depth=OUT_BANKS * cfg.max_rows, init=[])  # picks
+            m.submodules[f"out_{g}"] = mem  # the group that wrote a channel
             out_w[g], out_r[g] = mem.write_port(), mem.read_port()
-        m.submodules.chmap = chmap = Memory(shape=range(max(len(groups), 2)), depth=cfg.max_rows, init=[])
-        chmap_w, chmap_r = chmap.write_port(), chmap.read_port()
+        if not shared:
+            m.submodules.chmap = chmap = Memory(shape=range(max(len(groups), 2)), depth=cfg.max_rows, init=[])
+            chmap_w, chmap_r = chmap.write_port(), chmap.read_port()
 
         # ---- engine state shared by the processes ----------------------------------------------
         act_full = Signal(2)  # activation bank holds a complete vector
@@ -137,11 +152,11 @@ class LayerEngine(wiring.Component):
         out_full = Signal(OUT_BANKS)  # output bank holds a complete pixel
         issuing = Signal()
         draining = Signal()
-        inflight = Signal(range(pipeline_latency(cfg) + rq.LATENCY + 4))
+        drained = Signal()  # no tile in the pipeline and no result in the requant units
         configured = Signal()
         error = Signal()
         m.d.comb += [self.configured.eq(configured), self.error.eq(error)]
-        idle = ~issuing & ~draining & (act_full == 0) & (out_busy == 0) & (out_full == 0) & (inflight == 0)
+        idle = ~issuing & ~draining & (act_full == 0) & (out_busy == 0) & (out_full == 0) & drained
         busy = Signal()
         m.d.comb += self.busy.eq(busy)
 
@@ -153,6 +168,8 @@ class LayerEngine(wiring.Component):
         c_lane = Signal(range(max(rows.values(), default=1) + 1))
         c_word = Signal(range(4))
         c_step = Signal(range(steps_max + 1))
+        c_addr = Signal(range(max([max_tiles[g] * max(rows[g], steps_max) for g in groups], default=1) + 1))  # the
+        # section's next memory address (entries and slices arrive in address order: a counter, no multiplier)
         buf = Signal(32 * 2)  # earlier words of a row entry or code slice
         word = self.config.payload.data
         loading = section != 0
@@ -192,7 +209,8 @@ class LayerEngine(wiring.Component):
                     m.d.sync += hdr.eq(hdr + 1)
                     with m.If(hdr == HEADER_WORDS - 1):
                         nxt = after(0)
-                        m.d.sync += [hdr.eq(0), c_tile.eq(0), c_lane.eq(0), c_word.eq(0), c_step.eq(0), section.eq(nxt)]
+                        m.d.sync += [hdr.eq(0), c_tile.eq(0), c_lane.eq(0), c_word.eq(0), c_step.eq(0), c_addr.eq(0),
+                                     section.eq(nxt)]
                         m.d.comb += finishing.eq(nxt == done_section)
                 for sec, g, kind in sections:
                     with m.Case(sec):
@@ -212,29 +230,31 @@ class LayerEngine(wiring.Component):
                                     entry.bias.eq(full[0:32].as_signed()), entry.m0.eq(full[32:48]),
                                     entry.n.eq(full[48:54]), entry.channel.eq(full[64 : 64 + CHANNEL_BITS]),
                                     entry.valid.eq(full[80]),
-                                    table_w[g].addr.eq(c_tile * rows[g] + c_lane), table_w[g].data.eq(entry),
+                                    table_w[g].addr.eq(tbase[g] + c_addr), table_w[g].data.eq(entry),
                                     table_w[g].en.eq(1),
-                                    chmap_w.addr.eq(entry.channel), chmap_w.data.eq(groups.index(g)),
-                                    chmap_w.en.eq(entry.valid),
                                 ]
+                                if not shared:
+                                    m.d.comb += [chmap_w.addr.eq(entry.channel), chmap_w.data.eq(groups.index(g)),
+                                                 chmap_w.en.eq(entry.valid)]
                                 end_of_tile = last_lane
+                                m.d.sync += c_addr.eq(c_addr + 1)
                             else:
                                 slice_bits = t_k * CODE_BITS[g]
                                 m.d.comb += [
-                                    code_w[g].addr.eq(c_tile * S + c_step),
+                                    code_w[g].addr.eq(c_addr),
                                     code_w[g].data.eq(full[:slice_bits].replicate(rows[g])),
                                     code_w[g].en.eq(1 << c_lane),
                                 ]
                                 end_of_tile = last_lane & (c_step == S - 1)
                                 with m.If(last_lane):
-                                    m.d.sync += [c_lane.eq(0), c_step.eq(c_step + 1)]
+                                    m.d.sync += [c_lane.eq(0), c_step.eq(c_step + 1), c_addr.eq(c_addr + 1)]
                             with m.If(last_lane):
                                 m.d.sync += c_lane.eq(0)
                             with m.If(end_of_tile):
                                 m.d.sync += [c_step.eq(0), c_tile.eq(c_tile + 1)]
                                 with m.If(last_tile):
                                     nxt = after(sec)
-                                    m.d.sync += [c_tile.eq(0), section.eq(nxt)]
+                                    m.d.sync += [c_tile.eq(0), c_addr.eq(0), section.eq(nxt)]
                                     m.d.comb += finishing.eq(nxt == done_section)
             with m.If(finishing):
                 m.d.sync += [section.eq(0), configured.eq(~error & self.config.payload.last)]
@@ -342,16 +362,11 @@ class LayerEngine(wiring.Component):
             bank_line.append(b)
             end_line.append(e)
         units = {}
-        if cfg.shared_requant:
-            m.submodules.requant = shared = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS, cfg.target)
-            units = {g: shared for g in groups}
+        if shared:
+            m.submodules.requant = unit = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS, cfg.target)
+            units = {g: unit for g in groups}
             sel = {g: Signal(name=f"sel_{g}") for g in groups}  # which group's lane the shared unit takes
-            grp_line = [Signal(range(max(len(groups), 2)))]  # the group of each result, through the pipeline
-            for _ in range(rq.LATENCY):
-                gl = Signal.like(grp_line[0])
-                m.d.sync += gl.eq(grp_line[-1])
-                grp_line.append(gl)
-        for gi, g in enumerate(groups):
+        for g in groups:
             requ = units.get(g)
             if requ is None:
                 m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS, cfg.target)
@@ -361,22 +376,23 @@ class LayerEngine(wiring.Component):
             in_g = d_index < offsets[g] + rows[g]
             if offsets[g]:  # (no `>= 0` on an unsigned index: Verilator flags it)
                 in_g = in_g & (d_index >= offsets[g])
-            m.d.comb += [table_r[g].addr.eq(d_tile * rows[g] + local), table_r[g].en.eq(1)]
+            with m.If(in_g if shared else 1):
+                m.d.comb += [table_r[g].addr.eq(tbase[g] + d_tile * rows[g] + local), table_r[g].en.eq(1)]
             m.d.sync += [lane.eq(local), s_valid.eq(draining & in_g & d_active[g])]
             entry = table_r[g].data
             drive = [requ.acc.eq(datapaths[g].hold[lane] + entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
                      requ.lo.eq(lo), requ.hi.eq(hi), requ.channel.eq(entry.channel),
                      requ.valid.eq(s_valid & entry.valid)]
             write = requ.y_valid
-            if cfg.shared_requant:
+            if shared:
                 m.d.sync += sel[g].eq(draining & in_g)
                 with m.If(sel[g]):
-                    m.d.comb += drive + [grp_line[0].eq(gi)]
-                write = requ.y_valid & (grp_line[-1] == gi)
+                    m.d.comb += drive
             else:
                 m.d.comb += drive
-            m.d.comb += [out_w[g].addr.eq(bank_line[-1] * cfg.max_rows + requ.y_channel), out_w[g].data.eq(requ.y),
-                         out_w[g].en.eq(write)]
+            if g in out_w:
+                m.d.comb += [out_w[g].addr.eq(bank_line[-1] * cfg.max_rows + requ.y_channel), out_w[g].data.eq(requ.y),
+                             out_w[g].en.eq(requ.y_valid)]
         with m.If(end_line[-1]):
             m.d.sync += out_full.bit_select(bank_line[-1], 1).eq(1)
         tail = Signal(range(rq.LATENCY + 3))  # drain results still inside the requant pipelines
@@ -384,7 +400,7 @@ class LayerEngine(wiring.Component):
             m.d.sync += tail.eq(rq.LATENCY + 2)
         with m.Elif(tail != 0):
             m.d.sync += tail.eq(tail - 1)
-        m.d.comb += inflight.eq(pending + tail)
+        m.d.comb += drained.eq((pending == 0) & (tail == 0))
 
         # ---- output streamer ---------------------------------------------------------------------
         o_bank = Signal(range(OUT_BANKS))
@@ -392,13 +408,17 @@ class LayerEngine(wiring.Component):
         m.submodules.out_fifo = ofifo = fifo.SyncFIFOBuffered(width=cfg.out_bits + 1, depth=4)
         rd_pending = Signal()
         can_read = out_full.bit_select(o_bank, 1) & (o_chan < R) & (ofifo.level + rd_pending < ofifo.depth)
-        for g in groups:
+        for g in out_r:
             m.d.comb += [out_r[g].addr.eq(o_bank * cfg.max_rows + o_chan), out_r[g].en.eq(1)]
-        m.d.comb += [chmap_r.addr.eq(o_chan), chmap_r.en.eq(1)]
         out_data = Signal(signed(cfg.out_bits))
-        for gi, g in enumerate(groups):
-            with m.If(chmap_r.data == gi):
+        if shared:
+            for g in out_r:
                 m.d.comb += out_data.eq(out_r[g].data)
+        else:
+            m.d.comb += [chmap_r.addr.eq(o_chan), chmap_r.en.eq(1)]
+            for gi, g in enumerate(groups):
+                with m.If(chmap_r.data == gi):
+                    m.d.comb += out_data.eq(out_r[g].data)
         m.d.sync += rd_pending.eq(can_read)
         rd_last = Signal()
         m.d.sync += rd_last.eq(o_chan == R - 1)

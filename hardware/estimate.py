@@ -33,14 +33,18 @@ def dsp_count(cfg: ArrayConfig) -> int:
 
 def memories(cfg: ArrayConfig) -> dict[str, dict[str, int]]:
     """Every on-chip memory: width and depth (bits = width * depth)."""
+    active = [g for g in GROUPS if cfg.groups[g].rows]
+    drains = 1 if cfg.shared_requant else len(active)  # one output memory and row table per drain
     mems = {"activations": {"width": cfg.t_k * lane_act_width(cfg), "depth": 2 * cfg.max_steps},
-            "outputs": {"width": cfg.out_bits, "depth": OUT_BANKS * cfg.max_rows * len([g for g in GROUPS if cfg.groups[g].rows])}}
+            "outputs": {"width": cfg.out_bits, "depth": OUT_BANKS * cfg.max_rows * drains}}
     row_bits = cfg.acc_bits + M_BITS + N_BITS + CHANNEL_BITS + 1
-    for g in GROUPS:
+    for g in active:
         gc = cfg.groups[g]
-        if gc.rows:
-            mems[f"codes_{g}"] = {"width": gc.rows * cfg.t_k * CODE_BITS[g], "depth": cfg.max_tiles(g) * cfg.max_steps}
+        mems[f"codes_{g}"] = {"width": gc.rows * cfg.t_k * CODE_BITS[g], "depth": cfg.max_tiles(g) * cfg.max_steps}
+        if not cfg.shared_requant:
             mems[f"rows_{g}"] = {"width": row_bits, "depth": cfg.max_tiles(g) * gc.rows}
+    if cfg.shared_requant and active:
+        mems["rows"] = {"width": row_bits, "depth": sum(cfg.max_tiles(g) * cfg.groups[g].rows for g in active)}
     for v in mems.values():
         v["bits"] = v["width"] * v["depth"]
     return mems

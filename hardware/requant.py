@@ -6,9 +6,8 @@ which is what lets a full iCE40 array close at 50 MHz): inputs; two 16 x 16 part
 (`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
 plus the rounding constant; the arithmetic shift (floor); the clamp (lo = 0 makes the fused
 ReLU). Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
-as in the golden model. The shift saturates at 48: the artifact guarantees |acc * M0| < 2^47, so
-for every n >= 48 the exact result is 0, which (prod + 2^47) >> 48 also gives; the barrel shifter
-stays 48 wide.
+as in the golden model. The shift saturates at the product width pw = acc_bits + 17: since
+|acc * M0| < 2^(pw-1), every n >= pw gives 0, which (prod + 2^(pw-1)) >> pw also gives.
 
 On iCE40 the partial products are SB_MAC16 instances in 16 x 16 mode with their product register
 on: Yosys's `-dsp` inference would do the same for the requant multiplier but also re-map the
@@ -25,13 +24,15 @@ from amaranth.lib.wiring import In, Out
 M_BITS = 16
 N_BITS = 6  # n in 1..62
 LATENCY = 6
-MAX_SHIFT = 48
 
 
 def mul16(m: Module, target: str, a: Value, b: Value, a_signed: bool) -> Signal:
     """Registered 16 x 16 product of `a` (signed or not) and unsigned `b`."""
-    p = Signal(signed(33) if a_signed else 32)
+    p = Signal(signed(len(a) + len(b) + 1) if a_signed else len(a) + len(b))
     if target == "ice40":
+        a16 = Signal(signed(16) if a_signed else 16)  # the 16-bit port, sign- or zero-extended
+        m.d.comb += a16.eq(a)
+        a = a16
         o = Signal(32)
         m.submodules += Instance(
             "SB_MAC16", p_MODE_8x8=0, p_A_SIGNED=int(a_signed), p_B_SIGNED=0, p_PIPELINE_16x16_MULT_REG2=1,
@@ -72,7 +73,8 @@ class RequantUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pw = 32 + M_BITS + 1
+        hi_bits = max(1, self.acc_bits - 16)  # acc = acc_hi * 2^16 + acc_lo, acc_lo unsigned
+        pw = self.acc_bits + M_BITS + 1
 
         def stage(*values):
             regs = [Signal.like(v) for v in values]
@@ -80,24 +82,24 @@ class RequantUnit(wiring.Component):
             return regs
 
         # the flags ride along; product stages are built explicitly
-        acc = Signal(signed(32))
+        acc = Signal(signed(16 + hi_bits))
         m0 = Signal(M_BITS)
         m.d.sync += [acc.eq(self.acc), m0.eq(self.m0)]
         flags = stage(self.n, self.lo, self.hi, self.channel, self.valid)
         p_lo = mul16(m, self.target, acc[:16], m0, a_signed=False)
-        p_hi = mul16(m, self.target, acc[16:], m0, a_signed=True)
+        p_hi = mul16(m, self.target, acc[16:].as_signed(), m0, a_signed=True)
         n, lo, hi, ch, v = flags = stage(*flags)
         prod = Signal(signed(pw))
         m.d.sync += prod.eq((p_hi << 16) + p_lo)
-        n_eff = Signal(range(MAX_SHIFT + 1))
-        m.d.comb += n_eff.eq(Mux(n > MAX_SHIFT, MAX_SHIFT, n))
-        rounding = Signal(MAX_SHIFT)
+        n_eff = Signal(range(pw + 1))  # |prod| < 2^(pw-1): for every n >= pw the result is 0, as at n = pw
+        m.d.comb += n_eff.eq(Mux(n > pw, pw, n))
+        rounding = Signal(pw)
         m.d.sync += rounding.eq(rounding_constant(n_eff))
         n, lo, hi, ch, v = stage(n_eff, lo, hi, ch, v)
-        rounded = Signal(signed(pw))
+        rounded = Signal(signed(pw + 1))
         m.d.sync += rounded.eq(prod + rounding)
         n, lo, hi, ch, v = stage(n, lo, hi, ch, v)
-        shifted = Signal(signed(pw))
+        shifted = Signal(signed(pw + 1))
         m.d.sync += shifted.eq(rounded >> n)
         lo, hi, ch, v = stage(lo, hi, ch, v)
         m.d.sync += [

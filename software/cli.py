@@ -427,7 +427,10 @@ def build_cmd(
     board: Annotated[str, typer.Option(help="icebreaker (iCE40UP5K), ulx3s-85f (ECP5): bitstream; pynq-z2 (XC7Z020): "
                                              "Vivado TCL + XDC and a Yosys resource estimate.")] = "icebreaker",
     out: Annotated[Path, typer.Option(help="Build directory (replaced atomically): bitstream, report.json, build.json.")] = Path("runs/build"),
-    config: Annotated[Optional[Path], typer.Option(help="Array configuration JSON (default: sized from the artifact).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Array configuration JSON (default: the board's full array, "
+                                                        "rowmix.boards.arrays).")] = None,
+    design: Annotated[str, typer.Option(help="Without --config: mixed (SP2 LUT lanes + DSPs), or a fixed-point-only "
+                                             "baseline: dsp-only, dsp+mul, dsp+booth.")] = "mixed",
     baud: Annotated[int, typer.Option(help="UART baud rate of the host link.")] = 115200,
     freq_mhz: Annotated[Optional[float], typer.Option(help="Core clock from the PLL (default: the board oscillator).")] = None,
     seed: Annotated[int, typer.Option(help="nextpnr placement seed.")] = 1,
@@ -446,11 +449,18 @@ def build_cmd(
         spec = None
     else:
         spec = board_spec(board)
-    if artifact is None and config is None:
-        raise RowmixError("give an ARTIFACT, or --config ARRAY.json for a bare array")
+    from .boards.arrays import PLANS, board_array
+
     art = read_artifact(artifact) if artifact is not None else None
     target = "xc7" if spec is None else spec.target
-    cfg = ArrayConfig.load(config) if config is not None else default_config(art, target)
+    if config is not None:
+        cfg = ArrayConfig.load(config)
+    elif board in PLANS:
+        cfg = board_array(board, design)
+    elif art is not None:
+        cfg = default_config(art, target)
+    else:
+        raise RowmixError(f"give an ARTIFACT or --config ARRAY.json (board {board} has no built-in array)")
     if cfg.target != target:
         import dataclasses
 
@@ -473,11 +483,14 @@ def build_cmd(
     r = build_board(cfg, out, BuildOptions(board, baud, None if freq_mhz is None else freq_mhz * 1e6, seed))
     if json_out:
         print(json.dumps(r))
-        return
-    res = " ".join(f"{k} {v['used']}/{v['available']}" for k, v in r["resources"].items())
-    err.print(f"wrote [bold]{out / r['bitstream']}[/bold]: {res}; Fmax {r['fmax_mhz']:.1f} MHz at a "
-              f"{r['clock_mhz']:.1f} MHz clock ({'met' if r['timing_met'] else 'NOT met'}), {r['macs_per_cycle']} "
-              f"MACs/cycle, peak {r['peak_macs_per_s'] / 1e6:.0f} MMAC/s ({r['seconds']:.0f} s)")
+    else:
+        res = " ".join(f"{k} {v['used']}/{v['available']}" for k, v in r["resources"].items())
+        err.print(f"wrote [bold]{out / r['bitstream']}[/bold]: {res}; Fmax {r['fmax_mhz']:.1f} MHz at a "
+                  f"{r['clock_mhz']:.1f} MHz clock ({'met' if r['timing_met'] else 'NOT met'}), {r['macs_per_cycle']} "
+                  f"MACs/cycle, peak {r['peak_macs_per_s'] / 1e6:.0f} MMAC/s ({r['seconds']:.0f} s)")
+    if not r["timing_met"]:  # the files are written (for the report), but this bitstream is not safe to program
+        raise RowmixError(f"{board}: timing NOT met: Fmax {r['fmax_mhz']:.1f} MHz < clock {r['clock_mhz']:.1f} MHz; "
+                          f"do not program {out / r['bitstream']}: rebuild with --freq-mhz {int(r['fmax_mhz'])} or lower")
 
 
 @app.command("run")
@@ -613,6 +626,29 @@ def bench_hardware(
     for g in result.get("goals", []):
         err.print(f"{'pass' if g['pass'] else 'FAIL'}  {g['description']}: {g['measured']} (goal {g['limit']})")
     print(f"results: {out / 'hardware_bench.md'}")
+
+
+@bench_app.command("boards")
+def bench_boards(
+    out: Annotated[Path, typer.Option(help="Directory: one build directory per board and design, boards.{json,md,png} "
+                                           "(a rerun reuses finished builds).")] = Path("runs/bench/boards"),
+    boards: Annotated[str, typer.Option(help="Comma-separated boards.")] = "icebreaker,ulx3s-85f",
+    designs: Annotated[str, typer.Option(help="Comma-separated designs: mixed, dsp-only, dsp+mul, dsp+booth.")] =
+        "mixed,dsp-only,dsp+mul,dsp+booth",
+    seed: Annotated[int, typer.Option(help="nextpnr placement seed.")] = 1,
+    jobs: Annotated[int, typer.Option(help="Builds in parallel (one process and directory each).")] = 2,
+) -> None:
+    """Build each board's full mixed array and the fixed-point-only baselines (a) DSP-only, (b) DSPs + plain
+    LUT multipliers, (c) DSPs + Booth LUT lanes; report MACs/cycle x Fmax and every ratio (slow: minutes
+    per iCE40 build, 10+ per ECP5 build)."""
+    from .bench.boards_bench import BoardsOptions, run
+
+    opts = BoardsOptions(out=out, boards=tuple(b.strip() for b in boards.split(",") if b.strip()),
+                         designs=tuple(d.strip() for d in designs.split(",") if d.strip()), seed=seed, jobs=jobs)
+    doc = run(opts, progress=lambda msg: err.print(f"built {msg}"))
+    for g in doc["goals"]:
+        err.print(f"{'pass' if g['pass'] else 'FAIL'}  {g['goal']}: {g['measured']} (goal {g['limit']})")
+    print(f"results: {out / 'boards.md'}")
 
 
 @bench_app.command("accuracy")

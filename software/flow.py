@@ -59,11 +59,17 @@ class Stages:
 
 
 def default_ratio(board: str, act_bits: int):
-    """The ratio the shipped resource model (rowmix bench hardware) gives a board."""
+    """The board's ratio: the row shares of its full mixed array (rowmix.boards.arrays, what
+    `rowmix build --board` puts on it) for a board with a bitstream flow, else the ratio the shipped
+    resource model (rowmix bench hardware) derives."""
     from importlib import resources
 
+    from .boards.arrays import PLANS, board_ratio
     from .hardware.resources import ratio_string, read_resource_model
     from .quant import Ratio
+
+    if board in PLANS and PLANS[board].act_bits == act_bits:
+        return Ratio.parse(ratio_string(board_ratio(board)), source=f"board-array:{board}")
 
     path = resources.files("rowmix.hardware").joinpath("default_resource_model.json")
     r = read_resource_model(Path(str(path)), board, act_bits)

@@ -17,13 +17,15 @@ def test_icebreaker_bitstream_of_a_small_array(tmp_path, capsys):
     cfg = tmp_path / "array.json"
     cfg.write_text(json.dumps(SMALL.to_json()))
     with pytest.raises(SystemExit) as e:
-        main(["build", "--board", "icebreaker", "--config", str(cfg), "--out", str(tmp_path / "ice"), "--json"])
+        main(["build", "--board", "icebreaker", "--config", str(cfg), "--out", str(tmp_path / "ice"), "--freq-mhz", "15",
+              "--json"])
     assert e.value.code in (0, None)
     r = json.loads(capsys.readouterr().out)
     out = tmp_path / "ice"
     assert (out / "rowmix_board.bin").stat().st_size > 100_000  # an UP5K image is 104 kB
     report = json.loads((out / "report.json").read_text())
-    assert r["timing_met"] and r["fmax_mhz"] >= 12.0
+    assert r["pll"] is not None and abs(r["clock_mhz"] - 15.0) < 0.3  # the core clock comes from the SB_PLL40
+    assert r["timing_met"] and r["fmax_mhz"] >= r["clock_mhz"] and r["clocks"]
     assert parse_report(report, "ice40", None)["resources"]["lut"]["used"] == r["resources"]["lut"]["used"] > 500
     assert r["resources"]["dsp"]["used"] >= 2 and r["macs_per_cycle"] == SMALL.macs_per_cycle == 6
     assert json.loads((out / "build.json").read_text()) == r
@@ -61,3 +63,41 @@ def test_ulx3s_bitstream_of_a_small_array(tmp_path):
     r = build_board(cfg, tmp_path / "ulx3s", BuildOptions("ulx3s-85f"))
     assert (tmp_path / "ulx3s" / "rowmix_board.bit").stat().st_size > 100_000
     assert r["timing_met"] and r["resources"]["dsp"]["used"] >= 4 and r["macs_per_cycle"] == 20
+
+
+def test_bench_boards_builds_resumes_and_reports(tmp_path, capsys):
+    """`rowmix bench boards` on the smallest real design (the iCEBreaker DSP-only baseline): one
+    build directory per design, boards.{json,md,png}, and a rerun that reuses the finished build."""
+    out = tmp_path / "bench"
+    args = ["bench", "boards", "--boards", "icebreaker", "--designs", "dsp-only", "--out", str(out), "--jobs", "1"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code in (0, None)
+    doc = json.loads((out / "boards.json").read_text())
+    (b,) = doc["builds"]
+    assert (b["board"], b["design"], b["macs_per_cycle"]) == ("icebreaker", "dsp-only", 12)
+    assert b["dsp_used"] == 8 and b["fmax_mhz"] > 10 and (out / "icebreaker-dsp-only" / "rowmix_board.bin").exists()
+    assert doc["ratios"] == {} and doc["sp2_row_share"]["icebreaker"]["SP2"] > 0
+    assert "| icebreaker | dsp-only | 12 |" in (out / "boards.md").read_text() and (out / "boards.png").stat().st_size > 5000
+    stamp = (out / "icebreaker-dsp-only" / "build.json").stat().st_mtime_ns
+    with pytest.raises(SystemExit):
+        main(args)
+    assert (out / "icebreaker-dsp-only" / "build.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+def test_board_arrays_fit_their_devices():
+    """Every design of a board plan uses at most the device's DSPs (requant units included), the
+    baselines are fixed-point only, and the mixed array's row shares are the board's ratio."""
+    from rowmix.boards.arrays import DESIGNS, PLANS, REQUANT_DSPS, board_array, board_ratio
+    from rowmix.hardware.estimate import dsp_count
+
+    for board, p in PLANS.items():
+        for design in DESIGNS:
+            cfg = board_array(board, design)
+            units = 1 if cfg.shared_requant else sum(1 for g in cfg.groups.values() if g.rows)
+            assert dsp_count(cfg) + REQUANT_DSPS * units <= p.dsps, (board, design)
+            if design != "mixed":
+                assert cfg.groups["SP2"].rows == 0 and cfg.groups["FIXED4"].dsp_rows > 0
+        mixed = board_array(board)
+        total = sum(g.rows for g in mixed.groups.values())
+        assert abs(board_ratio(board)["SP2"] - 100 * mixed.groups["SP2"].rows / total) <= 1

@@ -4,15 +4,13 @@ link + layer engine, answered bit-exactly against the golden model; bad frames a
 import random
 
 import numpy as np
-from amaranth.hdl import Module, ResetInserter, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from rowmix.boards.frames import Cmd, Decoder, Nak, Status, act_frame, config_frames, encode
-from rowmix.boards.link import HostLink
+from rowmix.boards.link_top import LinkCore
 from rowmix.boards.uart import UartRx, UartTx
 from rowmix.formats import RequantSpec
-from rowmix.hardware.engine import LayerEngine
 from rowmix.hardware.protocol import activation_bytes, config_words
 
 from ..golden.layers import make_layer, random_input
@@ -49,31 +47,9 @@ def test_uart_loopback_random_bytes():
     assert got == data
 
 
-class LinkAndEngine(wiring.Component):
-    def __init__(self, cfg):
-        self.cfg = cfg
-        self.link = HostLink(cfg)
-        super().__init__({"rx": self.link.signature.members["rx"], "tx": self.link.signature.members["tx"]})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.link = link = self.link
-        rst = Signal()
-        m.submodules.engine = e = ResetInserter(rst)(LayerEngine(self.cfg))
-        m.d.comb += rst.eq(link.engine_reset)
-        wiring.connect(m, wiring.flipped(self.rx), link.rx)
-        wiring.connect(m, link.tx, wiring.flipped(self.tx))
-        wiring.connect(m, link.config, e.config)
-        wiring.connect(m, link.act, e.act)
-        wiring.connect(m, e.out, link.out)
-        m.d.comb += [link.busy.eq(e.busy), link.configured.eq(e.configured), link.error.eq(e.error),
-                     link.cycles.eq(e.cycles), link.pixels.eq(e.pixels)]
-        return m
-
-
 def exchange(cfg, requests: list[bytes]) -> list:
     """Send each request frame byte by byte, wait for its response; returns the decoded responses."""
-    dut = LinkAndEngine(cfg)
+    dut = LinkCore(cfg)
     responses, decoder = [], Decoder()
 
     async def bench(ctx):

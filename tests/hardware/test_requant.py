@@ -13,8 +13,8 @@ from rowmix.formats import requantize
 from rowmix.hardware.requant import LATENCY, RequantUnit
 
 
-def run_unit(cases):
-    dut = RequantUnit(acc_bits=32, out_bits=16)
+def run_unit(cases, acc_bits=32):
+    dut = RequantUnit(acc_bits=acc_bits, out_bits=16)
     got = []
 
     async def tb(ctx):
@@ -65,9 +65,13 @@ def expected(cases):
     return np.array([requantize(np.array([c[0]]), c[1], c[2], c[3], c[4])[0] for c in cases])
 
 
-def test_requant_unit_random_and_edges():
-    cases = cases_and_edges()
-    got = run_unit(cases)
+@pytest.mark.parametrize("acc_bits", [32, 24, 17])
+def test_requant_unit_random_and_edges(acc_bits):
+    lim = 1 << (acc_bits - 1)
+    cases = [c for c in cases_and_edges() if -lim <= c[0] < lim]
+    cases += [(lim - 1, (1 << 16) - 1, n, -32767, 32767) for n in (1, acc_bits + 15, acc_bits + 16, acc_bits + 17, 62)]
+    cases += [(-lim, (1 << 16) - 1, n, -32767, 32767) for n in (1, acc_bits + 15, acc_bits + 16, acc_bits + 17, 62)]
+    got = run_unit(cases, acc_bits)
     a = np.array(cases, np.int64)
     want = expected(cases)
     bad = np.flatnonzero(got != want)

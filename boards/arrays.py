@@ -1,0 +1,108 @@
+"""Arrays sized to each board, and the fixed-point-only baselines built by the same generator.
+
+One sizing rule for all four designs of a board, so their comparison is fair:
+- the DSPs go first: 2 per requant unit (its 16 x 16 partial products), the rest to DSP row lanes
+  (FIXED4 packed / dual 8x8: 2 MACs per DSP; FIXED8 on ECP5: 1);
+- then LUT lanes fill the board's LUT lane budget (`lane_luts`) at the per-lane cost Yosys
+  synthesizes for their kind (the shipped resource model's lane costs: SP2 shift-add, Booth or
+  plain multipliers, adder trees and accumulators included).
+
+Designs: `mixed` (SP2 rows on LUTs + FIXED4 / FIXED8 rows on DSPs, what rowmix runs), and the
+fixed-point-only baselines of the board issue: `dsp-only` (a: FIXED-4 on DSPs, packing allowed),
+`dsp+mul` (b: DSPs, then plain LUT multipliers) and `dsp+booth` (c: DSPs, then radix-4 Booth LUT
+lanes). The mixed design's row shares are the SP2 : FIXED4 : FIXED8 ratio the board's networks
+are quantized with (`rowmix flow --board`), so every group finishes a layer at the same time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+
+from ..errors import RowmixError
+from ..hardware.config import ArrayConfig, GroupConfig
+
+DESIGNS = ("mixed", "dsp-only", "dsp+mul", "dsp+booth")
+REQUANT_DSPS = 2
+
+
+@dataclass(frozen=True)
+class BoardPlan:
+    target: str
+    t_k: int
+    dsps: int
+    lane_luts: int  # LUT (LC) budget of the LUT lanes
+    fixed4_dsp_rows: int  # the mixed design's DSP rows; the baselines give every lane DSP to FIXED4
+    fixed8_dsp_rows: int
+    shared_requant: bool  # one unit drains every group (small devices) or one per group
+    max_k: int
+    max_rows: int
+    acc_bits: int = 24
+    act_bits: int = 4
+
+
+PLANS = {
+    # iCE40UP5K: 5280 LCs, 8 SB_MAC16, 30 EBRs; ~45 % of the LCs for lanes, the rest is the engine's
+    # control, the requant unit and the UART host link. Memories hold any digits-network layer. The
+    # code memories of 76 MACs/cycle take 19 of the 30 EBRs and the 6 lane DSPs hold 3 FIXED4 rows,
+    # which leaves no room for a FIXED-8 group: this board's networks are SP2 + FIXED4 (MSQ-style).
+    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=600, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
+                            shared_requant=True, max_k=128, max_rows=24),
+    # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 36 % of the LUTs for lanes. Memories hold any ResNet-20 layer.
+    "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=30110, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
+                           shared_requant=False, max_k=576, max_rows=64),
+}
+
+
+def lane_costs() -> dict:
+    """LUTs per MAC lane by target, group, kind and lane activation width (shipped resource model)."""
+    path = resources.files("rowmix.hardware").joinpath("default_resource_model.json")
+    return json.loads(path.read_text())["lane_costs"]
+
+
+def plan(board: str) -> BoardPlan:
+    if board not in PLANS:
+        raise RowmixError(f"no array plan for board {board!r} (known: {', '.join(PLANS)})")
+    return PLANS[board]
+
+
+def _dsps_per_row(p: BoardPlan, group: str) -> float:
+    return p.t_k / (2 if group == "FIXED4" or p.target == "ice40" else 1)
+
+
+def board_array(board: str, design: str = "mixed") -> ArrayConfig:
+    if design not in DESIGNS:
+        raise RowmixError(f"unknown design {design!r} (known: {', '.join(DESIGNS)})")
+    p = plan(board)
+    aw = "5" if p.act_bits == 4 else "8"
+    cost = lambda g, k: lane_costs()[p.target][g][k][aw]["lut"]  # noqa: E731
+    lut_rows = lambda g, k: math.floor(p.lane_luts / (p.t_k * cost(g, k)))  # noqa: E731
+    units = 1 if p.shared_requant or design != "mixed" else 3
+    lane_dsps = p.dsps - REQUANT_DSPS * units
+    if design == "mixed":
+        groups = {"SP2": GroupConfig(lut_rows("SP2", "sp2"), "sp2"),
+                  "FIXED4": GroupConfig(p.fixed4_dsp_rows, "dsp"), "FIXED8": GroupConfig(p.fixed8_dsp_rows, "dsp")}
+        used = p.fixed4_dsp_rows * _dsps_per_row(p, "FIXED4") + p.fixed8_dsp_rows * _dsps_per_row(p, "FIXED8")
+        if used > lane_dsps:
+            raise RowmixError(f"board {board}: the mixed plan's DSP rows need {used:g} DSPs, {lane_dsps} are free")
+    else:
+        n = int(lane_dsps // _dsps_per_row(p, "FIXED4"))
+        if p.target != "ice40":
+            n -= n % 2  # packed pairs
+        extra = {"dsp-only": (0, ""), "dsp+mul": (lut_rows("FIXED4", "mul"), "mul"),
+                 "dsp+booth": (lut_rows("FIXED4", "booth"), "booth")}[design]
+        groups = {"SP2": GroupConfig(0, "sp2"), "FIXED8": GroupConfig(0, "dsp"),
+                  "FIXED4": GroupConfig(n + extra[0], "dsp", lut_rows=extra[0], lut_kind=extra[1])}
+    return ArrayConfig(target=p.target, t_k=p.t_k, act_bits=p.act_bits, groups=groups, max_k=p.max_k,
+                       max_rows=p.max_rows, acc_bits=p.acc_bits, shared_requant=p.shared_requant)
+
+
+def board_ratio(board: str) -> dict[str, int]:
+    """The mixed design's SP2 : FIXED4 : FIXED8 row shares in percent (rounded to sum to 100)."""
+    from ..hardware.resources import ratio_percentages
+
+    cfg = board_array(board)
+    total = sum(g.rows for g in cfg.groups.values())
+    return ratio_percentages({g: cfg.groups[g].rows / total for g in ("SP2", "FIXED4", "FIXED8")})

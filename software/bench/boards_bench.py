@@ -1,0 +1,196 @@
+"""`rowmix bench boards`: the full mixed array of each board and its three fixed-point-only
+baselines, built with the same generator and the same open tools, side by side.
+
+Each build runs in its own process and directory (`OUT/<board>-<design>`); a build whose
+build.json matches the requested array, clock and seed is reused, so an interrupted run resumes.
+Throughput is what the device does per second: MACs per cycle x nextpnr's Fmax. The ratios of the
+mixed array over every baseline are reported (never only the flattering one) with the board
+goals, as Markdown, JSON and a plot."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..boards.arrays import DESIGNS, PLANS, board_array, board_ratio
+from ..errors import RowmixError
+
+CLOCK_MHZ = {"icebreaker": 50.0, "ulx3s-85f": 125.0}  # the PLL target: each board's Fmax goal
+BASELINES = {"dsp-only": "(a) FIXED-4 on DSPs only, packed", "dsp+mul": "(b) DSPs + plain LUT multipliers",
+             "dsp+booth": "(c) DSPs + Booth LUT lanes"}
+# (board, metric, comparison, limit, description)
+GOALS = (
+    ("icebreaker", "fmax_mhz", ">=", 50.0, "iCEBreaker full array: Fmax (MHz)"),
+    ("icebreaker", "macs_per_cycle", ">=", 75, "iCEBreaker full array: MACs/cycle"),
+    ("icebreaker", "lut_share", ">=", 0.60, "iCEBreaker full array: LC use"),
+    ("ulx3s-85f", "fmax_mhz", ">=", 125.0, "ULX3S-85F full array: Fmax (MHz)"),
+    ("ulx3s-85f", "macs_per_cycle", ">=", 900, "ULX3S-85F full array: MACs/cycle"),
+    ("ulx3s-85f", "lut_share", ">=", 0.40, "ULX3S-85F full array: LUT use"),
+    ("icebreaker", "ratio:dsp-only", ">=", 3.65, "iCEBreaker mixed vs (a) DSP-only fixed, 4-bit activations"),
+    ("ulx3s-85f", "ratio:dsp-only", ">=", 3.65, "ULX3S-85F mixed vs (a) DSP-only fixed, 4-bit activations"),
+    ("icebreaker", "ratio:dsp+mul", ">=", 1.1, "iCEBreaker mixed vs (b) DSPs + plain LUT multipliers"),
+    ("ulx3s-85f", "ratio:dsp+mul", ">=", 1.3, "ULX3S-85F mixed vs (b) DSPs + plain LUT multipliers"),
+    ("icebreaker", "ratio:dsp+booth", ">=", 1.1, "iCEBreaker mixed vs (c) DSPs + Booth LUT lanes"),
+    ("ulx3s-85f", "ratio:dsp+booth", ">=", 1.1, "ULX3S-85F mixed vs (c) DSPs + Booth LUT lanes"),
+)
+
+
+@dataclass(frozen=True)
+class BoardsOptions:
+    out: Path
+    boards: tuple[str, ...] = tuple(PLANS)
+    designs: tuple[str, ...] = DESIGNS
+    seed: int = 1
+    jobs: int = 2
+
+
+def _one(board: str, design: str, out: str, seed: int) -> dict[str, Any]:
+    """One build in a worker process (its own directory)."""
+    from ..boards.build import BuildOptions, build_board
+
+    cfg = board_array(board, design)
+    r = build_board(cfg, out, BuildOptions(board, freq_hz=CLOCK_MHZ[board] * 1e6, seed=seed))
+    return r
+
+
+def _cached(path: Path, board: str, design: str, seed: int) -> dict[str, Any] | None:
+    f = path / "build.json"
+    if not f.is_file():
+        return None
+    r = json.loads(f.read_text())
+    same = r.get("array") == board_array(board, design).to_json() and r.get("seed") == seed and \
+        abs(r.get("clock_mhz", 0) - CLOCK_MHZ[board]) < 2.0
+    return r if same else None
+
+
+def summarize(builds: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    rows = []
+    for (board, design), r in sorted(builds.items(), key=lambda kv: (kv[0][0], DESIGNS.index(kv[0][1]))):
+        lut = r["resources"]["lut"]
+        rows.append({
+            "board": board, "design": design, "macs_per_cycle": r["macs_per_cycle"], "fmax_mhz": r["fmax_mhz"],
+            "clock_mhz": r["clock_mhz"], "timing_met": r["timing_met"],
+            "gmacs_at_fmax": r["macs_per_cycle"] * r["fmax_mhz"] / 1e3,
+            "lut_used": lut["used"], "lut_share": lut["share"], "ff_used": r["resources"]["ff"]["used"],
+            "dsp_used": r["resources"]["dsp"]["used"], "dsp_available": r["resources"]["dsp"]["available"],
+            "bram_used": r["resources"]["bram"]["used"], "bram_available": r["resources"]["bram"]["available"],
+            "array": r["array"], "seconds": r["seconds"],
+        })
+    by = {(x["board"], x["design"]): x for x in rows}
+    ratios = {}
+    for board in sorted({b for b, _ in by}):
+        mixed = by.get((board, "mixed"))
+        if mixed is None:
+            continue
+        ratios[board] = {d: mixed["gmacs_at_fmax"] / by[(board, d)]["gmacs_at_fmax"]
+                         for d in BASELINES if (board, d) in by}
+    goals = []
+    for board, metric, op, limit, text in GOALS:
+        if metric.startswith("ratio:"):
+            v = ratios.get(board, {}).get(metric.split(":", 1)[1])
+        else:
+            v = by.get((board, "mixed"), {}).get(metric)
+        if v is None:
+            continue
+        goals.append({"goal": text, "measured": round(v, 3), "limit": limit, "pass": v >= limit})
+    shares = {b: board_ratio(b) for b in sorted({b for b, _ in by})}
+    return {"builds": rows, "ratios": ratios, "goals": goals, "sp2_row_share": shares}
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    lines = ["# Boards: full mixed arrays against fixed-point-only baselines", "",
+             "Generated by `rowmix bench boards` (software/bench/boards_bench.py): every design is built by the same "
+             "generator (rowmix.boards.arrays sizes it) behind the same UART host link, with YoWASP Yosys + nextpnr "
+             "from PyPI, at a PLL clock of the board's Fmax goal. Throughput = MACs/cycle x nextpnr's Fmax (an "
+             "estimate of the placed and routed design, not silicon). Activations are 4-bit in every design.", "",
+             "| board | design | MACs/cycle | Fmax (MHz) | GMAC/s at Fmax | LUT/LC | FF | DSP | BRAM | build (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in doc["builds"]:
+        lines.append(f"| {r['board']} | {r['design']} | {r['macs_per_cycle']} | {r['fmax_mhz']:.1f} | "
+                     f"{r['gmacs_at_fmax']:.2f} | {r['lut_used']} ({100 * r['lut_share']:.0f} %) | {r['ff_used']} | "
+                     f"{r['dsp_used']}/{r['dsp_available']} | {r['bram_used']}/{r['bram_available']} | {r['seconds']:.0f} |")
+    lines += ["", "## Mixed over each baseline (throughput ratio)", "", "| board | " + " | ".join(BASELINES.values()) + " |",
+              "|---|" + "---|" * len(BASELINES)]
+    for board, rs in doc["ratios"].items():
+        lines.append(f"| {board} | " + " | ".join(f"{rs[d]:.2f}x" if d in rs else "-" for d in BASELINES) + " |")
+    lines += ["", "## SP2 row share of each board's mixed array (the ratio `rowmix flow --board` quantizes with)", ""]
+    for board, r in doc["sp2_row_share"].items():
+        lines.append(f"- {board}: SP2 : FIXED4 : FIXED8 = {r['SP2']} : {r['FIXED4']} : {r['FIXED8']}")
+    lines += ["", "## Goals", "", "| goal | measured | goal | |", "|---|---|---|---|"]
+    for g in doc["goals"]:
+        lines.append(f"| {g['goal']} | {g['measured']} | >= {g['limit']} | {'met' if g['pass'] else 'NOT met'} |")
+    lines += ["", "## Arrays", ""]
+    for r in doc["builds"]:
+        groups = ", ".join(f"{g} {v['rows']} x {v['kind']}" + (f" ({v['lut_rows']} on {v['lut_kind']})" if v.get("lut_rows") else "")
+                           for g, v in r["array"]["groups"].items() if v["rows"])
+        lines.append(f"- {r['board']} {r['design']}: t_k {r['array']['t_k']}, {groups}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(doc: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    boards = sorted({r["board"] for r in doc["builds"]})
+    fig, axes = plt.subplots(1, len(boards), figsize=(5.5 * len(boards), 4), squeeze=False)
+    for ax, board in zip(axes[0], boards):
+        rs = [r for r in doc["builds"] if r["board"] == board]
+        names = [r["design"] for r in rs]
+        vals = [r["gmacs_at_fmax"] for r in rs]
+        bars = ax.bar(names, vals, color=["tab:green" if n == "mixed" else "tab:gray" for n in names])
+        for b, r in zip(bars, rs):
+            ax.annotate(f"{r['macs_per_cycle']} MAC/c\n{r['fmax_mhz']:.0f} MHz", (b.get_x() + b.get_width() / 2, b.get_height()),
+                        ha="center", va="bottom", fontsize=8)
+        ax.set_title(board)
+        ax.set_ylabel("GMAC/s at nextpnr Fmax")
+        ax.set_ylim(0, max(vals) * 1.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run(o: BoardsOptions, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    for b in o.boards:
+        if b not in PLANS:
+            raise RowmixError(f"unknown board {b!r} (known: {', '.join(PLANS)})")
+    for d in o.designs:
+        if d not in DESIGNS:
+            raise RowmixError(f"unknown design {d!r} (known: {', '.join(DESIGNS)})")
+    o.out.mkdir(parents=True, exist_ok=True)
+    builds, todo = {}, []
+    for b in o.boards:
+        for d in o.designs:
+            cached = _cached(o.out / f"{b}-{d}", b, d, o.seed)
+            if cached is not None:
+                builds[(b, d)] = cached
+            else:
+                todo.append((b, d))
+    # the largest builds first, so the pool's tail is short
+    todo.sort(key=lambda bd: -board_array(*bd).macs_per_cycle * (10 if bd[0] != "icebreaker" else 1))
+    with ProcessPoolExecutor(max_workers=max(1, o.jobs)) as pool:
+        futs = {pool.submit(_one, b, d, str(o.out / f"{b}-{d}"), o.seed): (b, d) for b, d in todo}
+        for f in as_completed(futs):
+            b, d = futs[f]
+            builds[(b, d)] = f.result()
+            if progress:
+                progress(f"{b} {d}: {builds[(b, d)]['fmax_mhz']:.1f} MHz, {builds[(b, d)]['macs_per_cycle']} MACs/cycle")
+    doc = summarize(builds)
+    _write(o.out / "boards.json", json.dumps(doc, indent=1))
+    _write(o.out / "boards.md", markdown(doc))
+    plot(doc, o.out / "boards.png")
+    return doc
