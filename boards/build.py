@@ -46,6 +46,22 @@ def _tool_env(family: str) -> dict[str, str]:
     return env
 
 
+def source_version() -> str:
+    """rowmix's version and, in a git checkout, the commit (with `+dirty` for local changes), so a
+    recorded build says which generator made it."""
+    import subprocess
+
+    from .. import __version__
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "describe", "--always", "--dirty=+dirty"], cwd=root, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        rev = ""
+    return f"{__version__} {rev}".strip()
+
+
 def _ffs(stat: dict) -> int:
     cells = stat.get("design", stat).get("num_cells_by_type", {})
     return sum(n for c, n in cells.items() if "DFF" in c or c == "TRELLIS_FF")
@@ -112,7 +128,7 @@ def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions) -> dict[str,
             "macs_per_cycle": cfg.macs_per_cycle,
             "peak_macs_per_s": cfg.macs_per_cycle * top.freq_hz,
             "peak_macs_per_s_at_fmax": cfg.macs_per_cycle * fmax * 1e6,
-            "array": cfg.to_json(), "seed": o.seed, **parsed,
+            "array": cfg.to_json(), "seed": o.seed, "rowmix": source_version(), **parsed,
             "seconds": round(time.perf_counter() - t0, 1),
         }
         for f in (bitstream, b / "report.json", b / f"{TOP}.tim", b / f"{TOP}.rpt"):

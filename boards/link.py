@@ -68,7 +68,9 @@ class HostLink(wiring.Component):
         r_byte = Signal(8)
 
         flags = Cat(self.busy, self.configured, self.error, Const(0, 5))
-        is_cfg = (cmd == Cmd.CONFIG) | (cmd == Cmd.CONFIG_END)
+        # Decisions are made from registered flags (command kind at CMD, length check at LEN1, check
+        # byte at CHECK), so no state decides from an adder and a compare chain in one cycle.
+        is_cfg, is_act, known, len_ok, sum_ok = Signal(), Signal(), Signal(), Signal(), Signal()
         m.d.comb += [buf_w.addr.eq(idx), buf_w.data.eq(self.rx.payload), buf_r.addr.eq(idx),
                      res_w.addr.eq(count), res_w.data.eq(self.out.payload.data), res_r.addr.eq(idx >> 1)]
 
@@ -91,7 +93,11 @@ class HostLink(wiring.Component):
             with m.State("CMD"):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
-                    m.d.sync += [cmd.eq(self.rx.payload), total.eq(self.rx.payload)]
+                    b = self.rx.payload
+                    m.d.sync += [cmd.eq(b), total.eq(b), is_cfg.eq((b == Cmd.CONFIG) | (b == Cmd.CONFIG_END)),
+                                 is_act.eq(b == Cmd.ACT),
+                                 known.eq((b == Cmd.CONFIG) | (b == Cmd.CONFIG_END) | (b == Cmd.ACT)
+                                          | (b == Cmd.STATUS) | (b == Cmd.RESET))]
                     m.next = "LEN0"
             with m.State("LEN0"):
                 m.d.comb += self.rx.ready.eq(1)
@@ -103,44 +109,45 @@ class HostLink(wiring.Component):
                 with m.If(self.rx.valid):
                     n = Cat(length[:8], self.rx.payload)
                     m.d.sync += [length[8:].eq(self.rx.payload), total.eq(total + self.rx.payload), idx.eq(0),
-                                 left.eq(n), too_long.eq(n > nbuf)]
+                                 left.eq(n), too_long.eq(n > nbuf),
+                                 len_ok.eq((n <= nbuf) & Mux(is_cfg, (n[:2] == 0) & (n != 0),
+                                                             Mux(is_act, (n != 0) & ((n % beat_bytes) == 0), n == 0)))]
                     m.next = "PAYLOAD"
                     with m.If(n == 0):
                         m.next = "CHECK"
             with m.State("PAYLOAD"):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
-                    m.d.comb += buf_w.en.eq(~too_long & (idx < nbuf))
+                    m.d.comb += buf_w.en.eq(~too_long)  # (then idx < length <= nbuf)
                     m.d.sync += [total.eq(total + self.rx.payload), idx.eq(idx + 1), left.eq(left - 1)]
                     with m.If(left == 1):
                         m.next = "CHECK"
             with m.State("CHECK"):
                 m.d.comb += self.rx.ready.eq(1)
                 with m.If(self.rx.valid):
-                    m.d.sync += [idx.eq(0), left.eq(length), nbytes.eq(0), count.eq(0)]
-                    ok_len = Signal()
-                    m.d.comb += ok_len.eq(~too_long & Mux(
-                        is_cfg, (length[:2] == 0) & (length != 0),
-                        Mux(cmd == Cmd.ACT, (length != 0) & ((length % beat_bytes) == 0), length == 0)))
-                    with m.If(((total + self.rx.payload) & 0xFF) != 0):
-                        m.d.sync += reason.eq(Nak.CHECK)
-                        m.next = "NAK"
-                    with m.Elif(~(is_cfg | (cmd == Cmd.ACT) | (cmd == Cmd.STATUS) | (cmd == Cmd.RESET))):
-                        m.d.sync += reason.eq(Nak.COMMAND)
-                        m.next = "NAK"
-                    with m.Elif(~ok_len):
-                        m.d.sync += reason.eq(Nak.LENGTH)
-                        m.next = "NAK"
-                    with m.Elif(is_cfg):
-                        m.next = "REPLAY_CFG"
-                    with m.Elif(cmd == Cmd.ACT):
-                        m.next = "REPLAY_ACT"
-                    with m.Elif(cmd == Cmd.STATUS):
-                        respond(m, Cmd.STATUS_REPLY, STATUS_BYTES, Cat(flags, self.cycles, self.pixels, rejected))
-                    with m.Else():  # RESET
-                        m.d.comb += self.engine_reset.eq(1)
-                        m.d.sync += rejected.eq(0)
-                        respond(m, Cmd.ACK, 2, Cat(cmd, Const(0, 8)))
+                    m.d.sync += [idx.eq(0), left.eq(length), nbytes.eq(0), count.eq(0),
+                                 sum_ok.eq(((total + self.rx.payload) & 0xFF) == 0)]
+                    m.next = "DECIDE"
+            with m.State("DECIDE"):
+                with m.If(~sum_ok):
+                    m.d.sync += reason.eq(Nak.CHECK)
+                    m.next = "NAK"
+                with m.Elif(~known):
+                    m.d.sync += reason.eq(Nak.COMMAND)
+                    m.next = "NAK"
+                with m.Elif(~len_ok):
+                    m.d.sync += reason.eq(Nak.LENGTH)
+                    m.next = "NAK"
+                with m.Elif(is_cfg):
+                    m.next = "REPLAY_CFG"
+                with m.Elif(is_act):
+                    m.next = "REPLAY_ACT"
+                with m.Elif(cmd == Cmd.STATUS):
+                    respond(m, Cmd.STATUS_REPLY, STATUS_BYTES, Cat(flags, self.cycles, self.pixels, rejected))
+                with m.Else():  # RESET
+                    m.d.comb += self.engine_reset.eq(1)
+                    m.d.sync += rejected.eq(0)
+                    respond(m, Cmd.ACK, 2, Cat(cmd, Const(0, 8)))
             with m.State("NAK"):
                 m.d.sync += rejected.eq(rejected + 1)
                 respond(m, Cmd.NAK, 2, Cat(cmd, reason))
@@ -197,12 +204,14 @@ class HostLink(wiring.Component):
                 with m.If(self.tx.ready & (left != 0)):
                     m.next = "TX_FETCH"
             with m.State("TX_FETCH"):  # RESULT bytes come from the result memory (one cycle latency)
+                m.next = "TX_LOAD"
+            with m.State("TX_LOAD"):  # the byte is registered before it is sent and summed
+                with m.If(r_cmd == Cmd.RESULT):
+                    m.d.sync += r_byte.eq(Mux(idx[0], res_r.data[8:], res_r.data[:8]))
+                with m.Else():
+                    m.d.sync += r_byte.eq(r_small.word_select(idx[:4], 8))
                 m.next = "TX_PAY"
             with m.State("TX_PAY"):
-                with m.If(r_cmd == Cmd.RESULT):
-                    m.d.comb += r_byte.eq(Mux(idx[0], res_r.data[8:], res_r.data[:8]))
-                with m.Else():
-                    m.d.comb += r_byte.eq(r_small.word_select(idx[:4], 8))
                 send(m, r_byte, "TX_PAY")
                 with m.If(self.tx.ready):
                     m.d.sync += [idx.eq(idx + 1), left.eq(left - 1)]

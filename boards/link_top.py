@@ -57,7 +57,7 @@ class LinkCore(wiring.Component):
         m.d.comb += engine_reset.eq(link.engine_reset)
         m.submodules.engine = engine = ResetInserter(engine_reset)(LayerEngine(self.cfg))
         regs = {}
-        for name in ("config", "act"):  # reset with the engine, so RESET leaves no stale word behind
+        for name in ("config", "act", "out"):  # reset with the engine, so RESET leaves no stale word behind
             shape = link.signature.members[name].signature.members["payload"].shape
             m.submodules[f"{name}_reg"] = regs[name] = ResetInserter(engine_reset)(StreamRegister(shape))
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
@@ -65,7 +65,8 @@ class LinkCore(wiring.Component):
         for name in ("config", "act"):
             wiring.connect(m, getattr(link, name), regs[name].i)
             wiring.connect(m, regs[name].o, getattr(engine, name))
-        wiring.connect(m, engine.out, link.out)
+        wiring.connect(m, engine.out, regs["out"].i)
+        wiring.connect(m, regs["out"].o, link.out)
         m.d.comb += [link.busy.eq(engine.busy), link.configured.eq(engine.configured), link.error.eq(engine.error),
                      link.cycles.eq(engine.cycles), link.pixels.eq(engine.pixels),
                      self.busy.eq(engine.busy), self.configured.eq(engine.configured), self.error.eq(engine.error)]

@@ -101,12 +101,11 @@ class LayerEngine(wiring.Component):
         offset = Signal()
         # P: a tile slot must cover the S steps and the drain of the widest group's row lanes (+2: table
         # read and hold read latency), so hold registers are read before the next tile overwrites them
-        period = Signal(range(max(steps_max, drain_rows + DRAIN_OVERHEAD) + 1))
-        m.d.comb += period.eq(Mux(S > drain_rows + DRAIN_OVERHEAD, S, drain_rows + DRAIN_OVERHEAD))
-        t_max = Const(0, T.shape())
-        for g in groups:
-            t_max = Mux(tiles[g] > t_max, tiles[g], t_max)
-        m.d.comb += T.eq(t_max)
+        slot_shape = range(max(steps_max, drain_rows + DRAIN_OVERHEAD) + 1)
+        # "minus one" registers, set as the header arrives, so every end-of-loop test is an equality
+        # of registers rather than a subtraction and a compare (those set the iCE40's Fmax)
+        S_m1, R_m1, P_m1, T_m1 = Signal.like(S), Signal.like(R), Signal(slot_shape), Signal.like(T)
+        tiles_m1 = {g: Signal.like(tiles[g], name=f"tiles_m1_{g}") for g in groups}
 
         # ---- memories --------------------------------------------------------------------------
         m.submodules.act_mem = act_mem = Memory(shape=t_k * aw, depth=2 * steps_max, init=[])
@@ -193,17 +192,20 @@ class LayerEngine(wiring.Component):
                 with m.Case(0):
                     with m.Switch(hdr):
                         with m.Case(0):
-                            m.d.sync += error.eq(word != MAGIC)  # a new layer clears old errors
+                            m.d.sync += [error.eq(word != MAGIC), T.eq(0)]  # a new layer clears old errors
                         with m.Case(1):
-                            m.d.sync += S.eq(word)
+                            w = word[: len(S)]
+                            d = drain_rows + DRAIN_OVERHEAD
+                            m.d.sync += [S.eq(w), S_m1.eq(w - 1), P_m1.eq(Mux(w > d, w - 1, d - 1))]
                         with m.Case(2):
-                            m.d.sync += R.eq(word)
+                            m.d.sync += [R.eq(word), R_m1.eq(word[: len(R)] - 1)]
                         for i, g in enumerate(GROUPS):
                             if g in tiles:
                                 with m.Case(3 + i):
-                                    m.d.sync += tiles[g].eq(word)
+                                    w = word[: len(tiles[g])]
+                                    m.d.sync += [tiles[g].eq(w), tiles_m1[g].eq(w - 1), T.eq(Mux(w > T, w, T))]
                         with m.Case(6):
-                            m.d.sync += [lo.eq(word[:16].as_signed()), hi.eq(word[16:].as_signed())]
+                            m.d.sync += [lo.eq(word[:16].as_signed()), hi.eq(word[16:].as_signed()), T_m1.eq(T - 1)]
                         with m.Case(7):
                             m.d.sync += offset.eq(word[0])
                     m.d.sync += hdr.eq(hdr + 1)
@@ -214,7 +216,7 @@ class LayerEngine(wiring.Component):
                         m.d.comb += finishing.eq(nxt == done_section)
                 for sec, g, kind in sections:
                     with m.Case(sec):
-                        last_tile = c_tile == tiles[g] - 1
+                        last_tile = c_tile == tiles_m1[g]
                         last_lane = c_lane == rows[g] - 1
                         n_words = ROW_WORDS if kind == "rows" else words_per_slice(cfg, g)
                         full = Cat(buf, word)[32 * (3 - n_words):]  # this item's words, first word lowest
@@ -245,7 +247,7 @@ class LayerEngine(wiring.Component):
                                     code_w[g].data.eq(full[:slice_bits].replicate(rows[g])),
                                     code_w[g].en.eq(1 << c_lane),
                                 ]
-                                end_of_tile = last_lane & (c_step == S - 1)
+                                end_of_tile = last_lane & (c_step == S_m1)
                                 with m.If(last_lane):
                                     m.d.sync += [c_lane.eq(0), c_step.eq(c_step + 1), c_addr.eq(c_addr + 1)]
                             with m.If(last_lane):
@@ -275,7 +277,7 @@ class LayerEngine(wiring.Component):
         with m.If(self.act.valid & self.act.ready):
             m.d.comb += act_w.en.eq(1)
             m.d.sync += l_step.eq(l_step + 1)
-            end = l_step == S - 1
+            end = l_step == S_m1
             with m.If(end != self.act.payload.last):
                 m.d.sync += error.eq(1)  # vector length differs from K_pad / t_k
             with m.If(end):
@@ -286,11 +288,11 @@ class LayerEngine(wiring.Component):
         i_obank = Signal(range(OUT_BANKS))  # its output bank (outputs are buffered deeper: the drain
         # and the streaming of a pixel take longer than two pixel periods on short layers)
         i_tile = Signal.like(T)
-        i_slot = Signal.like(period)
+        i_slot = Signal(slot_shape)
         base = {g: Signal(range(max_tiles[g] * steps_max + 1), name=f"base_{g}") for g in groups}
         start = configured & act_full.bit_select(i_bank, 1) & ~out_busy.bit_select(i_obank, 1)
         issue = Signal()  # a step is issued this cycle
-        step_last = i_slot == S - 1
+        step_last = i_slot == S_m1
         with m.If(~issuing):
             with m.If(start):
                 m.d.sync += [issuing.eq(1), i_tile.eq(0), i_slot.eq(0), out_busy.bit_select(i_obank, 1).eq(1)]
@@ -298,10 +300,10 @@ class LayerEngine(wiring.Component):
         with m.Else():
             m.d.comb += issue.eq(i_slot < S)
             m.d.sync += i_slot.eq(i_slot + 1)
-            with m.If(i_slot == period - 1):
+            with m.If(i_slot == P_m1):
                 m.d.sync += [i_slot.eq(0), i_tile.eq(i_tile + 1)]
                 m.d.sync += [base[g].eq(base[g] + S) for g in groups]
-                with m.If(i_tile == T - 1):  # pixel issued: free its activations, next pixel
+                with m.If(i_tile == T_m1):  # pixel issued: free its activations, next pixel
                     nxt_obank = (i_obank + 1)[: len(i_obank)]
                     m.d.sync += [act_full.bit_select(i_bank, 1).eq(0), i_bank.eq(~i_bank), i_obank.eq(nxt_obank)]
                     nxt_ok = configured & act_full.bit_select(~i_bank, 1) & ~out_busy.bit_select(nxt_obank, 1)
@@ -328,7 +330,7 @@ class LayerEngine(wiring.Component):
         # Tile descriptors travel to the drain with the data: (tile, output bank, last tile of pixel).
         delay = pipeline_latency(cfg)
         desc = [(Signal.like(i_tile), Signal.like(i_obank), Signal(), Signal())]
-        m.d.comb += [desc[0][0].eq(i_tile), desc[0][1].eq(i_obank), desc[0][2].eq(i_tile == T - 1),
+        m.d.comb += [desc[0][0].eq(i_tile), desc[0][1].eq(i_obank), desc[0][2].eq(i_tile == T_m1),
                      desc[0][3].eq(issue & step_last)]
         for k in range(delay):
             d = (Signal.like(i_tile), Signal.like(i_obank), Signal(), Signal())
@@ -421,10 +423,10 @@ class LayerEngine(wiring.Component):
                     m.d.comb += out_data.eq(out_r[g].data)
         m.d.sync += rd_pending.eq(can_read)
         rd_last = Signal()
-        m.d.sync += rd_last.eq(o_chan == R - 1)
+        m.d.sync += rd_last.eq(o_chan == R_m1)
         with m.If(can_read):
             m.d.sync += o_chan.eq(o_chan + 1)
-            with m.If(o_chan == R - 1):
+            with m.If(o_chan == R_m1):
                 m.d.sync += [o_chan.eq(0), o_bank.eq(o_bank + 1), out_full.bit_select(o_bank, 1).eq(0),
                              out_busy.bit_select(o_bank, 1).eq(0), self.pixels.eq(self.pixels + 1)]
         m.d.comb += [ofifo.w_data.eq(Cat(out_data, rd_last)), ofifo.w_en.eq(rd_pending)]
