@@ -172,7 +172,11 @@ class LayerEngine(wiring.Component):
         buf = Signal(32 * 2)  # earlier words of a row entry or code slice
         word = self.config.payload.data
         loading = section != 0
-        m.d.comb += self.config.ready.eq(idle | loading)
+        # `idle` one cycle late (and cleared at once by an activation beat, the only event that ends
+        # idleness): the configuration handshake then starts from registers
+        idle_r = Signal()
+        m.d.sync += idle_r.eq(idle & ~(self.act.valid & self.act.ready))
+        m.d.comb += self.config.ready.eq(idle_r | loading)
         accept = self.config.valid & self.config.ready
         sections = [(1 + i, g, "rows") for i, g in enumerate(groups)] + \
                    [(1 + len(groups) + i, g, "codes") for i, g in enumerate(groups)]
