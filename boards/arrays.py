@@ -48,7 +48,7 @@ PLANS = {
     # control, the requant unit and the UART host link. Memories hold any digits-network layer. The
     # code memories of 76 MACs/cycle take 19 of the 30 EBRs and the 6 lane DSPs hold 3 FIXED4 rows,
     # which leaves no room for a FIXED-8 group: this board's networks are SP2 + FIXED4 (MSQ-style).
-    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=600, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
+    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=750, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
                             shared_requant=True, max_k=128, max_rows=24),
     # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 36 % of the LUTs for lanes. Memories hold any ResNet-20 layer.
     "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=30110, fixed4_dsp_rows=16, fixed8_dsp_rows=1,

@@ -368,14 +368,15 @@ class LayerEngine(wiring.Component):
             bank_line.append(b)
             end_line.append(e)
         units = {}
+        ch_bits = max(1, (cfg.max_rows - 1).bit_length())  # a row's output channel within the layer
         if shared:
-            m.submodules.requant = unit = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS, cfg.target)
+            m.submodules.requant = unit = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, ch_bits, cfg.target)
             units = {g: unit for g in groups}
             sel = {g: Signal(name=f"sel_{g}") for g in groups}  # which group's lane the shared unit takes
         for g in groups:
             requ = units.get(g)
             if requ is None:
-                m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, CHANNEL_BITS, cfg.target)
+                m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, ch_bits, cfg.target)
             lane = Signal(range(max(rows[g], 2)), name=f"lane_{g}")
             s_valid = Signal(name=f"valid_{g}")
             local = d_index - offsets[g] if offsets[g] else d_index
@@ -387,9 +388,8 @@ class LayerEngine(wiring.Component):
             m.d.sync += [lane.eq(local), s_valid.eq(draining & in_g & d_active[g])]
             entry = table_r[g].data
             drive = [requ.acc.eq(datapaths[g].hold[lane] + entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
-                     requ.lo.eq(lo), requ.hi.eq(hi), requ.channel.eq(entry.channel),
-                     requ.valid.eq(s_valid & entry.valid)]
-            write = requ.y_valid
+                     requ.channel.eq(entry.channel), requ.valid.eq(s_valid & entry.valid)]
+            m.d.comb += [requ.lo.eq(lo), requ.hi.eq(hi)]  # the layer's clamp, read at the unit's last stage
             if shared:
                 m.d.sync += sel[g].eq(draining & in_g)
                 with m.If(sel[g]):

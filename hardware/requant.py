@@ -54,6 +54,10 @@ def rounding_constant(n: Value) -> Value:
 
 
 class RequantUnit(wiring.Component):
+    """`lo` and `hi` are read at the clamp stage, LATENCY - 1 cycles after their input: they are a
+    layer's constants (the engine changes them only when no result is in flight), so carrying them
+    down the pipeline would cost 2 x out_bits flip-flops per stage for nothing."""
+
     def __init__(self, acc_bits: int = 32, out_bits: int = 16, channel_bits: int = 12, target: str = "generic") -> None:
         if not 16 <= acc_bits <= 32:
             raise ValueError(f"acc_bits must be 16..32, got {acc_bits}")
@@ -85,23 +89,24 @@ class RequantUnit(wiring.Component):
         acc = Signal(signed(16 + hi_bits))
         m0 = Signal(M_BITS)
         m.d.sync += [acc.eq(self.acc), m0.eq(self.m0)]
-        flags = stage(self.n, self.lo, self.hi, self.channel, self.valid)
+        flags = stage(self.n, self.channel, self.valid)
         p_lo = mul16(m, self.target, acc[:16], m0, a_signed=False)
         p_hi = mul16(m, self.target, acc[16:].as_signed(), m0, a_signed=True)
-        n, lo, hi, ch, v = flags = stage(*flags)
+        n, ch, v = stage(*flags)
         prod = Signal(signed(pw))
         m.d.sync += prod.eq((p_hi << 16) + p_lo)
         n_eff = Signal(range(pw + 1))  # |prod| < 2^(pw-1): for every n >= pw the result is 0, as at n = pw
         m.d.comb += n_eff.eq(Mux(n > pw, pw, n))
         rounding = Signal(pw)
         m.d.sync += rounding.eq(rounding_constant(n_eff))
-        n, lo, hi, ch, v = stage(n_eff, lo, hi, ch, v)
+        n, ch, v = stage(n_eff, ch, v)
         rounded = Signal(signed(pw + 1))
         m.d.sync += rounded.eq(prod + rounding)
-        n, lo, hi, ch, v = stage(n, lo, hi, ch, v)
+        n, ch, v = stage(n, ch, v)
         shifted = Signal(signed(pw + 1))
         m.d.sync += shifted.eq(rounded >> n)
-        lo, hi, ch, v = stage(lo, hi, ch, v)
+        ch, v = stage(ch, v)
+        lo, hi = self.lo, self.hi  # layer constants: not pipelined (see the class docstring)
         m.d.sync += [
             self.y.eq(Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted))),
             self.y_channel.eq(ch),

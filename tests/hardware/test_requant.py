@@ -21,12 +21,15 @@ def run_unit(cases, acc_bits=32):
         pending = []
         for i in range(len(cases) + LATENCY):
             if i < len(cases):
-                acc, m0, n, lo, hi = cases[i]
-                for sig, v in ((dut.acc, acc), (dut.m0, m0), (dut.n, n), (dut.lo, lo), (dut.hi, hi),
-                               (dut.channel, i % 4096), (dut.valid, 1)):
+                acc, m0, n, _, _ = cases[i]
+                for sig, v in ((dut.acc, acc), (dut.m0, m0), (dut.n, n), (dut.channel, i % 4096), (dut.valid, 1)):
                     ctx.set(sig, int(v))
             else:
                 ctx.set(dut.valid, 0)
+            j = i - (LATENCY - 1)  # lo / hi are read at the clamp stage (layer constants in the engine)
+            if 0 <= j < len(cases):
+                ctx.set(dut.lo, int(cases[j][3]))
+                ctx.set(dut.hi, int(cases[j][4]))
             await ctx.tick()
             if ctx.get(dut.y_valid):
                 got.append(ctx.get(dut.y))
@@ -88,17 +91,21 @@ module tb;
   wire signed [15:0] y; wire [11:0] y_channel; wire y_valid;
   rq dut(.clk(clk), .rst(rst), .acc(acc), .m0(m0), .n(n), .lo(lo), .hi(hi), .channel(12'd0), .valid(valid),
          .y(y), .y_channel(y_channel), .y_valid(y_valid));
-  integer f, r, i, count;
+  integer f, r, i, j, count;
+  reg signed [31:0] accs [0:4095]; reg [15:0] m0s [0:4095]; reg [5:0] ns [0:4095];
+  reg signed [15:0] los [0:4095]; reg signed [15:0] his [0:4095];
   initial begin
     f = $fopen("cases.txt", "r");
     r = $fscanf(f, " %d", count);
-    for (i = 0; i < count; i = i + 1) begin
-      r = $fscanf(f, " %d %d %d %d %d", acc, m0, n, lo, hi);
-      valid = 1; #1 clk = 1; #1 clk = 0; #1;
+    for (i = 0; i < count; i = i + 1) r = $fscanf(f, " %d %d %d %d %d", accs[i], m0s[i], ns[i], los[i], his[i]);
+    for (i = 0; i < count + LAT; i = i + 1) begin
+      valid = i < count;
+      if (i < count) begin acc = accs[i]; m0 = m0s[i]; n = ns[i]; end
+      j = i - (LAT - 1);  // lo / hi at the clamp stage
+      if (j >= 0 && j < count) begin lo = los[j]; hi = his[j]; end
+      #1 clk = 1; #1 clk = 0; #1;
       if (y_valid) $display("%0d", y);
     end
-    valid = 0;
-    repeat (8) begin #1 clk = 1; #1 clk = 0; #1; if (y_valid) $display("%0d", y); end
     $finish;
   end
 endmodule
@@ -113,7 +120,7 @@ def test_ice40_requant_on_sb_mac16_in_icarus(tmp_path):
     cases = cases_and_edges()
     (tmp_path / "cases.txt").write_text(f"{len(cases)}\n" + "".join(" ".join(str(int(v)) for v in c) + "\n" for c in cases))
     (tmp_path / "rq.v").write_text(verilog.convert(RequantUnit(32, 16, 12, "ice40"), name="rq", emit_src=False))
-    (tmp_path / "tb.v").write_text(TESTBENCH)
+    (tmp_path / "tb.v").write_text(TESTBENCH.replace("LAT", str(LATENCY)))
     sb_mac16_model(tmp_path / "sb_mac16.v")
     subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", "rq.v", "sb_mac16.v"], cwd=tmp_path, check=True)
     out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
