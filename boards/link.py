@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from ..hardware.config import ArrayConfig
 from ..hardware.engine import ACT_BEAT_BITS
 from .frames import SYNC, Cmd, Nak
+from .onehot import OneHotFSM
 from .frames import buffer_bytes as default_buffer_bytes
 
 STATUS_BYTES = 11
@@ -68,6 +69,9 @@ class HostLink(wiring.Component):
         r_byte = Signal(8)
 
         flags = Cat(self.busy, self.configured, self.error, Const(0, 5))
+        reset_pulse = Signal()  # the engine's reset comes from a flip-flop, not from this FSM's logic
+        m.d.sync += reset_pulse.eq(0)
+        m.d.comb += self.engine_reset.eq(reset_pulse)
         # Decisions are made from registered flags (command kind at CMD, length check at LEN1, check
         # byte at CHECK), so no state decides from an adder and a compare chain in one cycle.
         is_cfg, is_act, known, len_ok, sum_ok = Signal(), Signal(), Signal(), Signal(), Signal()
@@ -78,151 +82,151 @@ class HostLink(wiring.Component):
             m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(byte)]
             with m.If(self.tx.ready):
                 m.d.sync += r_sum.eq(r_sum + byte)
-                m.next = next_state
+                fsm.next = next_state
 
         def respond(m, kind, length_, small):
             m.d.sync += [r_cmd.eq(kind), r_len.eq(length_), r_small.eq(small), r_sum.eq(0), idx.eq(0), left.eq(length_)]
-            m.next = "TX_SYNC"
+            fsm.next = "TX_SYNC"
 
-        with m.FSM():
-            # ---- receive one frame --------------------------------------------------------------
-            with m.State("SYNC"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.rx.valid & (self.rx.payload == SYNC)):
-                    m.next = "CMD"
-            with m.State("CMD"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.rx.valid):
-                    b = self.rx.payload
-                    m.d.sync += [cmd.eq(b), total.eq(b), is_cfg.eq((b == Cmd.CONFIG) | (b == Cmd.CONFIG_END)),
-                                 is_act.eq(b == Cmd.ACT),
-                                 known.eq((b == Cmd.CONFIG) | (b == Cmd.CONFIG_END) | (b == Cmd.ACT)
-                                          | (b == Cmd.STATUS) | (b == Cmd.RESET))]
-                    m.next = "LEN0"
-            with m.State("LEN0"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.rx.valid):
-                    m.d.sync += [length[:8].eq(self.rx.payload), total.eq(total + self.rx.payload)]
-                    m.next = "LEN1"
-            with m.State("LEN1"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.rx.valid):
-                    n = Cat(length[:8], self.rx.payload)
-                    m.d.sync += [length[8:].eq(self.rx.payload), total.eq(total + self.rx.payload), idx.eq(0),
-                                 left.eq(n), too_long.eq(n > nbuf),
-                                 len_ok.eq((n <= nbuf) & Mux(is_cfg, (n[:2] == 0) & (n != 0),
-                                                             Mux(is_act, (n != 0) & ((n % beat_bytes) == 0), n == 0)))]
-                    m.next = "PAYLOAD"
-                    with m.If(n == 0):
-                        m.next = "CHECK"
-            with m.State("PAYLOAD"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.rx.valid):
-                    m.d.comb += buf_w.en.eq(~too_long)  # (then idx < length <= nbuf)
-                    m.d.sync += [total.eq(total + self.rx.payload), idx.eq(idx + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.next = "CHECK"
-            with m.State("CHECK"):
-                m.d.comb += self.rx.ready.eq(1)
-                with m.If(self.rx.valid):
-                    m.d.sync += [idx.eq(0), left.eq(length), nbytes.eq(0), count.eq(0),
-                                 sum_ok.eq(((total + self.rx.payload) & 0xFF) == 0)]
-                    m.next = "DECIDE"
-            with m.State("DECIDE"):
-                with m.If(~sum_ok):
-                    m.d.sync += reason.eq(Nak.CHECK)
-                    m.next = "NAK"
-                with m.Elif(~known):
-                    m.d.sync += reason.eq(Nak.COMMAND)
-                    m.next = "NAK"
-                with m.Elif(~len_ok):
-                    m.d.sync += reason.eq(Nak.LENGTH)
-                    m.next = "NAK"
-                with m.Elif(is_cfg):
-                    m.next = "REPLAY_CFG"
-                with m.Elif(is_act):
-                    m.next = "REPLAY_ACT"
-                with m.Elif(cmd == Cmd.STATUS):
-                    respond(m, Cmd.STATUS_REPLY, STATUS_BYTES, Cat(flags, self.cycles, self.pixels, rejected))
-                with m.Else():  # RESET
-                    m.d.comb += self.engine_reset.eq(1)
-                    m.d.sync += rejected.eq(0)
-                    respond(m, Cmd.ACK, 2, Cat(cmd, Const(0, 8)))
-            with m.State("NAK"):
-                m.d.sync += rejected.eq(rejected + 1)
-                respond(m, Cmd.NAK, 2, Cat(cmd, reason))
+        fsm = OneHotFSM(m, ["SYNC", "CMD", "LEN0", "LEN1", "PAYLOAD", "CHECK", "DECIDE", "NAK", "REPLAY_CFG", "REPLAY_ACT", "LATCH_CFG", "LATCH_ACT", "PUSH_CFG", "PUSH_ACT", "CFG_SETTLE", "COLLECT", "TX_SYNC", "TX_CMD", "TX_LEN0", "TX_LEN1", "TX_FETCH", "TX_LOAD", "TX_PAY", "TX_CHK"], "SYNC")
+        # ---- receive one frame --------------------------------------------------------------
+        with fsm.State("SYNC"):
+            m.d.comb += self.rx.ready.eq(1)
+            with m.If(self.rx.valid & (self.rx.payload == SYNC)):
+                fsm.next = "CMD"
+        with fsm.State("CMD"):
+            m.d.comb += self.rx.ready.eq(1)
+            with m.If(self.rx.valid):
+                b = self.rx.payload
+                m.d.sync += [cmd.eq(b), total.eq(b), is_cfg.eq((b == Cmd.CONFIG) | (b == Cmd.CONFIG_END)),
+                             is_act.eq(b == Cmd.ACT),
+                             known.eq((b == Cmd.CONFIG) | (b == Cmd.CONFIG_END) | (b == Cmd.ACT)
+                                      | (b == Cmd.STATUS) | (b == Cmd.RESET))]
+                fsm.next = "LEN0"
+        with fsm.State("LEN0"):
+            m.d.comb += self.rx.ready.eq(1)
+            with m.If(self.rx.valid):
+                m.d.sync += [length[:8].eq(self.rx.payload), total.eq(total + self.rx.payload)]
+                fsm.next = "LEN1"
+        with fsm.State("LEN1"):
+            m.d.comb += self.rx.ready.eq(1)
+            with m.If(self.rx.valid):
+                n = Cat(length[:8], self.rx.payload)
+                m.d.sync += [length[8:].eq(self.rx.payload), total.eq(total + self.rx.payload), idx.eq(0),
+                             left.eq(n), too_long.eq(n > nbuf),
+                             len_ok.eq((n <= nbuf) & Mux(is_cfg, (n[:2] == 0) & (n != 0),
+                                                         Mux(is_act, (n != 0) & ((n % beat_bytes) == 0), n == 0)))]
+                fsm.next = "PAYLOAD"
+                with m.If(n == 0):
+                    fsm.next = "CHECK"
+        with fsm.State("PAYLOAD"):
+            m.d.comb += self.rx.ready.eq(1)
+            with m.If(self.rx.valid):
+                m.d.comb += buf_w.en.eq(~too_long)  # (then idx < length <= nbuf)
+                m.d.sync += [total.eq(total + self.rx.payload), idx.eq(idx + 1), left.eq(left - 1)]
+                with m.If(left == 1):
+                    fsm.next = "CHECK"
+        with fsm.State("CHECK"):
+            m.d.comb += self.rx.ready.eq(1)
+            with m.If(self.rx.valid):
+                m.d.sync += [idx.eq(0), left.eq(length), nbytes.eq(0), count.eq(0),
+                             sum_ok.eq(((total + self.rx.payload) & 0xFF) == 0)]
+                fsm.next = "DECIDE"
+        with fsm.State("DECIDE"):
+            with m.If(~sum_ok):
+                m.d.sync += reason.eq(Nak.CHECK)
+                fsm.next = "NAK"
+            with m.Elif(~known):
+                m.d.sync += reason.eq(Nak.COMMAND)
+                fsm.next = "NAK"
+            with m.Elif(~len_ok):
+                m.d.sync += reason.eq(Nak.LENGTH)
+                fsm.next = "NAK"
+            with m.Elif(is_cfg):
+                fsm.next = "REPLAY_CFG"
+            with m.Elif(is_act):
+                fsm.next = "REPLAY_ACT"
+            with m.Elif(cmd == Cmd.STATUS):
+                respond(m, Cmd.STATUS_REPLY, STATUS_BYTES, Cat(flags, self.cycles, self.pixels, rejected))
+            with m.Else():  # RESET
+                m.d.sync += reset_pulse.eq(1)
+                m.d.sync += rejected.eq(0)
+                respond(m, Cmd.ACK, 2, Cat(cmd, Const(0, 8)))
+        with fsm.State("NAK"):
+            m.d.sync += rejected.eq(rejected + 1)
+            respond(m, Cmd.NAK, 2, Cat(cmd, reason))
 
-            # ---- replay a checked payload into the engine (buffer read latency: one cycle) -------
-            for kind, size, port in (("CFG", 4, self.config), ("ACT", beat_bytes, self.act)):
-                with m.State(f"REPLAY_{kind}"):  # address idx is on the read port; data next cycle
-                    m.next = f"LATCH_{kind}"
-                with m.State(f"LATCH_{kind}"):
-                    m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), idx.eq(idx + 1), left.eq(left - 1), nbytes.eq(nbytes + 1)]
-                    with m.If(nbytes + 1 == size):
-                        m.next = f"PUSH_{kind}"
-                    with m.Else():
-                        m.next = f"REPLAY_{kind}"
-                with m.State(f"PUSH_{kind}"):
-                    width = size * 8
-                    final = left == 0
-                    m.d.comb += [port.valid.eq(1), port.payload.data.eq(word[len(word) - width :]),
-                                 port.payload.last.eq(final & ((cmd == Cmd.CONFIG_END) if kind == "CFG" else 1))]
-                    with m.If(port.ready):
-                        m.d.sync += nbytes.eq(0)
-                        with m.If(final):
-                            if kind == "CFG":
-                                m.next = "CFG_SETTLE"
-                            else:
-                                m.next = "COLLECT"
-                        with m.Else():
-                            m.next = f"REPLAY_{kind}"
-
-            with m.State("CFG_SETTLE"):  # the ACK reports the flags after the engine took the last word
-                with m.If(self.config.ready):  # (a stream register may sit between; ready: it is empty)
-                    respond(m, Cmd.ACK, 2, Cat(cmd, flags))
-
-            # ---- collect one pixel's outputs ----------------------------------------------------
-            with m.State("COLLECT"):
-                m.d.comb += self.out.ready.eq(1)
-                with m.If(self.out.valid):
-                    m.d.comb += res_w.en.eq(1)
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(self.out.payload.last):
-                        respond(m, Cmd.RESULT, (count + 1) * 2, 0)
-
-            # ---- send the response ----------------------------------------------------------------
-            with m.State("TX_SYNC"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(SYNC)]
-                with m.If(self.tx.ready):
-                    m.next = "TX_CMD"
-            with m.State("TX_CMD"):
-                send(m, r_cmd, "TX_LEN0")
-            with m.State("TX_LEN0"):
-                send(m, r_len[:8], "TX_LEN1")
-            with m.State("TX_LEN1"):
-                send(m, r_len[8:], "TX_CHK")
-                with m.If(self.tx.ready & (left != 0)):
-                    m.next = "TX_FETCH"
-            with m.State("TX_FETCH"):  # RESULT bytes come from the result memory (one cycle latency)
-                m.next = "TX_LOAD"
-            with m.State("TX_LOAD"):  # the byte is registered before it is sent and summed
-                with m.If(r_cmd == Cmd.RESULT):
-                    m.d.sync += r_byte.eq(Mux(idx[0], res_r.data[8:], res_r.data[:8]))
+        # ---- replay a checked payload into the engine (buffer read latency: one cycle) -------
+        for kind, size, port in (("CFG", 4, self.config), ("ACT", beat_bytes, self.act)):
+            with fsm.State(f"REPLAY_{kind}"):  # address idx is on the read port; data next cycle
+                fsm.next = f"LATCH_{kind}"
+            with fsm.State(f"LATCH_{kind}"):
+                m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), idx.eq(idx + 1), left.eq(left - 1), nbytes.eq(nbytes + 1)]
+                with m.If(nbytes + 1 == size):
+                    fsm.next = f"PUSH_{kind}"
                 with m.Else():
-                    m.d.sync += r_byte.eq(r_small.word_select(idx[:4], 8))
-                m.next = "TX_PAY"
-            with m.State("TX_PAY"):
-                send(m, r_byte, "TX_PAY")
-                with m.If(self.tx.ready):
-                    m.d.sync += [idx.eq(idx + 1), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.next = "TX_CHK"
+                    fsm.next = f"REPLAY_{kind}"
+            with fsm.State(f"PUSH_{kind}"):
+                width = size * 8
+                final = left == 0
+                m.d.comb += [port.valid.eq(1), port.payload.data.eq(word[len(word) - width :]),
+                             port.payload.last.eq(final & ((cmd == Cmd.CONFIG_END) if kind == "CFG" else 1))]
+                with m.If(port.ready):
+                    m.d.sync += nbytes.eq(0)
+                    with m.If(final):
+                        if kind == "CFG":
+                            fsm.next = "CFG_SETTLE"
+                        else:
+                            fsm.next = "COLLECT"
                     with m.Else():
-                        m.next = "TX_FETCH"
-            with m.State("TX_CHK"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(-r_sum)]
-                with m.If(self.tx.ready):
-                    m.d.sync += idx.eq(0)
-                    m.next = "SYNC"
+                        fsm.next = f"REPLAY_{kind}"
+
+        with fsm.State("CFG_SETTLE"):  # the ACK reports the flags after the engine took the last word
+            with m.If(self.config.ready):  # (a stream register may sit between; ready: it is empty)
+                respond(m, Cmd.ACK, 2, Cat(cmd, flags))
+
+        # ---- collect one pixel's outputs ----------------------------------------------------
+        with fsm.State("COLLECT"):
+            m.d.comb += self.out.ready.eq(1)
+            with m.If(self.out.valid):
+                m.d.comb += res_w.en.eq(1)
+                m.d.sync += count.eq(count + 1)
+                with m.If(self.out.payload.last):
+                    respond(m, Cmd.RESULT, (count + 1) * 2, 0)
+
+        # ---- send the response ----------------------------------------------------------------
+        with fsm.State("TX_SYNC"):
+            m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(SYNC)]
+            with m.If(self.tx.ready):
+                fsm.next = "TX_CMD"
+        with fsm.State("TX_CMD"):
+            send(m, r_cmd, "TX_LEN0")
+        with fsm.State("TX_LEN0"):
+            send(m, r_len[:8], "TX_LEN1")
+        with fsm.State("TX_LEN1"):
+            send(m, r_len[8:], "TX_CHK")
+            with m.If(self.tx.ready & (left != 0)):
+                fsm.next = "TX_FETCH"
+        with fsm.State("TX_FETCH"):  # RESULT bytes come from the result memory (one cycle latency)
+            fsm.next = "TX_LOAD"
+        with fsm.State("TX_LOAD"):  # the byte is registered before it is sent and summed
+            with m.If(r_cmd == Cmd.RESULT):
+                m.d.sync += r_byte.eq(Mux(idx[0], res_r.data[8:], res_r.data[:8]))
+            with m.Else():
+                m.d.sync += r_byte.eq(r_small.word_select(idx[:4], 8))
+            fsm.next = "TX_PAY"
+        with fsm.State("TX_PAY"):
+            send(m, r_byte, "TX_PAY")
+            with m.If(self.tx.ready):
+                m.d.sync += [idx.eq(idx + 1), left.eq(left - 1)]
+                with m.If(left == 1):
+                    fsm.next = "TX_CHK"
+                with m.Else():
+                    fsm.next = "TX_FETCH"
+        with fsm.State("TX_CHK"):
+            m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(-r_sum)]
+            with m.If(self.tx.ready):
+                m.d.sync += idx.eq(0)
+                fsm.next = "SYNC"
         return m
 

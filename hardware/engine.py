@@ -87,7 +87,6 @@ class LayerEngine(wiring.Component):
         groups = self.active_groups
         rows = {g: cfg.groups[g].rows for g in groups}
         drain_rows = cfg.drain_rows  # groups drain in parallel, or in turn through one shared requant unit
-        offsets = {g: (sum(rows[h] for h in groups[:i]) if cfg.shared_requant else 0) for i, g in enumerate(groups)}
         max_tiles = {g: cfg.max_tiles(g) for g in groups}
         layout = row_layout(cfg.acc_bits)
 
@@ -176,8 +175,12 @@ class LayerEngine(wiring.Component):
         # idleness): the configuration handshake then starts from registers
         idle_r = Signal()
         m.d.sync += idle_r.eq(idle & ~(self.act.valid & self.act.ready))
-        m.d.comb += self.config.ready.eq(idle_r | loading)
+        # One word every other cycle: the loader's end-of-loop decisions are registered flags of its
+        # counters, recomputed in the cycle after each word, so no decision is a compare chain.
+        cool = Signal()
+        m.d.comb += self.config.ready.eq((idle_r | loading) & ~cool)
         accept = self.config.valid & self.config.ready
+        m.d.sync += cool.eq(accept)
         sections = [(1 + i, g, "rows") for i, g in enumerate(groups)] + \
                    [(1 + len(groups) + i, g, "codes") for i, g in enumerate(groups)]
 
@@ -188,6 +191,19 @@ class LayerEngine(wiring.Component):
                 if s_ > sec:
                     target = Mux(tiles[g] != 0, s_, target)
             return target
+
+        f_more, f_last_lane, f_last_tile, f_last_step, f_hdr_last = (Signal() for _ in range(5))
+        f_next = Signal.like(section)  # the first non-empty section after the current one
+        m.d.sync += [f_last_step.eq(c_step == S_m1), f_hdr_last.eq(hdr == HEADER_WORDS - 1)]
+        with m.Switch(section):
+            with m.Case(0):
+                m.d.sync += f_next.eq(after(0))
+            for sec, g, kind in sections:
+                with m.Case(sec):
+                    n_words = ROW_WORDS if kind == "rows" else words_per_slice(cfg, g)
+                    m.d.sync += [f_more.eq((c_word < n_words - 1) if n_words > 1 else 0),
+                                 f_last_lane.eq(c_lane == rows[g] - 1), f_last_tile.eq(c_tile == tiles_m1[g]),
+                                 f_next.eq(after(sec))]
 
         finishing = Signal()  # this word completes the configuration
         with m.If(accept):
@@ -213,18 +229,16 @@ class LayerEngine(wiring.Component):
                         with m.Case(7):
                             m.d.sync += offset.eq(word[0])
                     m.d.sync += hdr.eq(hdr + 1)
-                    with m.If(hdr == HEADER_WORDS - 1):
-                        nxt = after(0)
+                    with m.If(f_hdr_last):
+                        nxt = f_next
                         m.d.sync += [hdr.eq(0), c_tile.eq(0), c_lane.eq(0), c_word.eq(0), c_step.eq(0), c_addr.eq(0),
                                      section.eq(nxt)]
                         m.d.comb += finishing.eq(nxt == done_section)
                 for sec, g, kind in sections:
                     with m.Case(sec):
-                        last_tile = c_tile == tiles_m1[g]
-                        last_lane = c_lane == rows[g] - 1
+                        last_tile, last_lane, more = f_last_tile, f_last_lane, f_more
                         n_words = ROW_WORDS if kind == "rows" else words_per_slice(cfg, g)
                         full = Cat(buf, word)[32 * (3 - n_words):]  # this item's words, first word lowest
-                        more = (c_word < n_words - 1) if n_words > 1 else Const(0)
                         m.d.sync += c_word.eq(c_word + 1)
                         with m.If(more):
                             m.d.sync += buf.eq(Cat(buf[32:], word))
@@ -251,7 +265,7 @@ class LayerEngine(wiring.Component):
                                     code_w[g].data.eq(full[:slice_bits].replicate(rows[g])),
                                     code_w[g].en.eq(1 << c_lane),
                                 ]
-                                end_of_tile = last_lane & (c_step == S_m1)
+                                end_of_tile = last_lane & f_last_step
                                 with m.If(last_lane):
                                     m.d.sync += [c_lane.eq(0), c_step.eq(c_step + 1), c_addr.eq(c_addr + 1)]
                             with m.If(last_lane):
@@ -259,7 +273,7 @@ class LayerEngine(wiring.Component):
                             with m.If(end_of_tile):
                                 m.d.sync += [c_step.eq(0), c_tile.eq(c_tile + 1)]
                                 with m.If(last_tile):
-                                    nxt = after(sec)
+                                    nxt = f_next
                                     m.d.sync += [c_tile.eq(0), c_addr.eq(0), section.eq(nxt)]
                                     m.d.comb += finishing.eq(nxt == done_section)
             with m.If(finishing):
@@ -351,14 +365,29 @@ class LayerEngine(wiring.Component):
         d_index = Signal(range(drain_rows + 1))
         d_tile, d_bank, d_lastpix = Signal.like(i_tile), Signal.like(i_obank), Signal()
         d_active = {g: Signal(name=f"active_{g}") for g in groups}
+        # Which group a drain cycle serves (`d_on`), its lane (`d_lane`) and its row-table address
+        # (`d_addr`) are counters started at the capture, not compares and products of d_index: the
+        # table read address is then a register (this path set the iCE40's Fmax).
+        d_on = {g: Signal(name=f"drain_on_{g}") for g in groups}
+        d_lane = {g: Signal(range(max(rows[g], 2)), name=f"drain_lane_{g}") for g in groups}
+        d_addr = {g: Signal(range(max(depth, 2)), name=f"drain_addr_{g}") for g in groups}
         with m.If(captured):
             m.d.sync += [draining.eq(1), d_index.eq(0), d_tile.eq(cap_tile), d_bank.eq(cap_bank),
                          d_lastpix.eq(cap_lastpix)]
-            m.d.sync += [d_active[g].eq(cap_tile < tiles[g]) for g in groups]
+            for i, g in enumerate(groups):
+                m.d.sync += [d_active[g].eq(cap_tile < tiles[g]), d_on[g].eq(i == 0 or not shared), d_lane[g].eq(0),
+                             d_addr[g].eq(tbase[g] + cap_tile * rows[g])]
         with m.Elif(draining):
             m.d.sync += d_index.eq(d_index + 1)
             with m.If(d_index == drain_rows - 1):
                 m.d.sync += draining.eq(0)
+            for i, g in enumerate(groups):
+                with m.If(d_on[g]):
+                    m.d.sync += [d_lane[g].eq(d_lane[g] + 1), d_addr[g].eq(d_addr[g] + 1)]
+                    with m.If(d_lane[g] == rows[g] - 1):  # this group's last lane: the next group's turn
+                        m.d.sync += d_on[g].eq(0)
+                        if shared and i + 1 < len(groups):
+                            m.d.sync += d_on[groups[i + 1]].eq(1)
         s_bank, s_end, s_busy = Signal.like(i_obank), Signal(), Signal()
         m.d.sync += [s_bank.eq(d_bank), s_end.eq(draining & (d_index == drain_rows - 1) & d_lastpix), s_busy.eq(draining)]
         bank_line, end_line = [s_bank], [s_end]
@@ -379,19 +408,16 @@ class LayerEngine(wiring.Component):
                 m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, ch_bits, cfg.target)
             lane = Signal(range(max(rows[g], 2)), name=f"lane_{g}")
             s_valid = Signal(name=f"valid_{g}")
-            local = d_index - offsets[g] if offsets[g] else d_index
-            in_g = d_index < offsets[g] + rows[g]
-            if offsets[g]:  # (no `>= 0` on an unsigned index: Verilator flags it)
-                in_g = in_g & (d_index >= offsets[g])
+            in_g = draining & d_on[g]
             with m.If(in_g if shared else 1):
-                m.d.comb += [table_r[g].addr.eq(tbase[g] + d_tile * rows[g] + local), table_r[g].en.eq(1)]
-            m.d.sync += [lane.eq(local), s_valid.eq(draining & in_g & d_active[g])]
+                m.d.comb += [table_r[g].addr.eq(d_addr[g]), table_r[g].en.eq(1)]
+            m.d.sync += [lane.eq(d_lane[g]), s_valid.eq(in_g & d_active[g])]
             entry = table_r[g].data
             drive = [requ.acc.eq(datapaths[g].hold[lane] + entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
                      requ.channel.eq(entry.channel), requ.valid.eq(s_valid & entry.valid)]
             m.d.comb += [requ.lo.eq(lo), requ.hi.eq(hi)]  # the layer's clamp, read at the unit's last stage
             if shared:
-                m.d.sync += sel[g].eq(draining & in_g)
+                m.d.sync += sel[g].eq(in_g)
                 with m.If(sel[g]):
                     m.d.comb += drive
             else:
