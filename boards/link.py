@@ -69,6 +69,7 @@ class HostLink(wiring.Component):
         r_byte = Signal(8)
 
         flags = Cat(self.busy, self.configured, self.error, Const(0, 5))
+        idx_clr, idx_inc, left_dec, left_from_n, left_from_len, left_from_rlen = (Signal() for _ in range(6))
         reset_pulse = Signal()  # the engine's reset comes from a flip-flop, not from this FSM's logic
         m.d.sync += reset_pulse.eq(0)
         m.d.comb += self.engine_reset.eq(reset_pulse)
@@ -85,7 +86,7 @@ class HostLink(wiring.Component):
                 fsm.next = next_state
 
         def respond(m, kind, length_, small):
-            m.d.sync += [r_cmd.eq(kind), r_len.eq(length_), r_small.eq(small), r_sum.eq(0), idx.eq(0), left.eq(length_)]
+            m.d.sync += [r_cmd.eq(kind), r_len.eq(length_), r_small.eq(small), r_sum.eq(0)]
             fsm.next = "TX_SYNC"
 
         fsm = OneHotFSM(m, ["SYNC", "CMD", "LEN0", "LEN1", "PAYLOAD", "CHECK", "DECIDE", "NAK", "REPLAY_CFG", "REPLAY_ACT", "LATCH_CFG", "LATCH_ACT", "PUSH_CFG", "PUSH_ACT", "CFG_SETTLE", "COLLECT", "TX_SYNC", "TX_CMD", "TX_LEN0", "TX_LEN1", "TX_FETCH", "TX_LOAD", "TX_PAY", "TX_CHK"], "SYNC")
@@ -112,8 +113,8 @@ class HostLink(wiring.Component):
             m.d.comb += self.rx.ready.eq(1)
             with m.If(self.rx.valid):
                 n = Cat(length[:8], self.rx.payload)
-                m.d.sync += [length[8:].eq(self.rx.payload), total.eq(total + self.rx.payload), idx.eq(0),
-                             left.eq(n), too_long.eq(n > nbuf),
+                m.d.comb += [idx_clr.eq(1), left_from_n.eq(1)]
+                m.d.sync += [length[8:].eq(self.rx.payload), total.eq(total + self.rx.payload), too_long.eq(n > nbuf),
                              len_ok.eq((n <= nbuf) & Mux(is_cfg, (n[:2] == 0) & (n != 0),
                                                          Mux(is_act, (n != 0) & ((n % beat_bytes) == 0), n == 0)))]
                 fsm.next = "PAYLOAD"
@@ -123,13 +124,15 @@ class HostLink(wiring.Component):
             m.d.comb += self.rx.ready.eq(1)
             with m.If(self.rx.valid):
                 m.d.comb += buf_w.en.eq(~too_long)  # (then idx < length <= nbuf)
-                m.d.sync += [total.eq(total + self.rx.payload), idx.eq(idx + 1), left.eq(left - 1)]
+                m.d.comb += [idx_inc.eq(1), left_dec.eq(1)]
+                m.d.sync += total.eq(total + self.rx.payload)
                 with m.If(left == 1):
                     fsm.next = "CHECK"
         with fsm.State("CHECK"):
             m.d.comb += self.rx.ready.eq(1)
             with m.If(self.rx.valid):
-                m.d.sync += [idx.eq(0), left.eq(length), nbytes.eq(0), count.eq(0),
+                m.d.comb += [idx_clr.eq(1), left_from_len.eq(1)]
+                m.d.sync += [nbytes.eq(0), count.eq(0),
                              sum_ok.eq(((total + self.rx.payload) & 0xFF) == 0)]
                 fsm.next = "DECIDE"
         with fsm.State("DECIDE"):
@@ -161,7 +164,8 @@ class HostLink(wiring.Component):
             with fsm.State(f"REPLAY_{kind}"):  # address idx is on the read port; data next cycle
                 fsm.next = f"LATCH_{kind}"
             with fsm.State(f"LATCH_{kind}"):
-                m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), idx.eq(idx + 1), left.eq(left - 1), nbytes.eq(nbytes + 1)]
+                m.d.comb += [idx_inc.eq(1), left_dec.eq(1)]
+                m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), nbytes.eq(nbytes + 1)]
                 with m.If(nbytes + 1 == size):
                     fsm.next = f"PUSH_{kind}"
                 with m.Else():
@@ -198,6 +202,7 @@ class HostLink(wiring.Component):
         with fsm.State("TX_SYNC"):
             m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(SYNC)]
             with m.If(self.tx.ready):
+                m.d.comb += [idx_clr.eq(1), left_from_rlen.eq(1)]
                 fsm.next = "TX_CMD"
         with fsm.State("TX_CMD"):
             send(m, r_cmd, "TX_LEN0")
@@ -218,7 +223,7 @@ class HostLink(wiring.Component):
         with fsm.State("TX_PAY"):
             send(m, r_byte, "TX_PAY")
             with m.If(self.tx.ready):
-                m.d.sync += [idx.eq(idx + 1), left.eq(left - 1)]
+                m.d.comb += [idx_inc.eq(1), left_dec.eq(1)]
                 with m.If(left == 1):
                     fsm.next = "TX_CHK"
                 with m.Else():
@@ -226,7 +231,21 @@ class HostLink(wiring.Component):
         with fsm.State("TX_CHK"):
             m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(-r_sum)]
             with m.If(self.tx.ready):
-                m.d.sync += idx.eq(0)
+                m.d.comb += idx_clr.eq(1)
                 fsm.next = "SYNC"
+
+        # the byte counters, from the states' control flags (one mux each, not a chain over the states)
+        with m.If(idx_clr):
+            m.d.sync += idx.eq(0)
+        with m.Elif(idx_inc):
+            m.d.sync += idx.eq(idx + 1)
+        with m.If(left_from_n):
+            m.d.sync += left.eq(Cat(length[:8], self.rx.payload))
+        with m.Elif(left_from_len):
+            m.d.sync += left.eq(length)
+        with m.Elif(left_from_rlen):
+            m.d.sync += left.eq(r_len)
+        with m.Elif(left_dec):
+            m.d.sync += left.eq(left - 1)
         return m
 

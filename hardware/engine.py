@@ -413,7 +413,7 @@ class LayerEngine(wiring.Component):
                 m.d.comb += [table_r[g].addr.eq(d_addr[g]), table_r[g].en.eq(1)]
             m.d.sync += [lane.eq(d_lane[g]), s_valid.eq(in_g & d_active[g])]
             entry = table_r[g].data
-            drive = [requ.acc.eq(datapaths[g].hold[lane] + entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
+            drive = [requ.acc.eq(datapaths[g].hold[lane]), requ.bias.eq(entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
                      requ.channel.eq(entry.channel), requ.valid.eq(s_valid & entry.valid)]
             m.d.comb += [requ.lo.eq(lo), requ.hi.eq(hi)]  # the layer's clamp, read at the unit's last stage
             if shared:

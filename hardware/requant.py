@@ -2,7 +2,7 @@
 DESIGN section 2 with a 16-bit multiplier, pipelined to one result per cycle.
 
 Stages (one register each, so no stage holds more than one wide carry chain or one mux tree,
-which is what lets a full iCE40 array close at 50 MHz): inputs; two 16 x 16 partial products
+which is what lets a full iCE40 array close at 50 MHz): inputs; acc + bias; two 16 x 16 partial products
 (`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
 plus the rounding constant; the arithmetic shift (floor); saturation flags and the low out_bits;
 the clamp (lo = 0 makes the fused ReLU). Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 M_BITS = 16
 N_BITS = 6  # n in 1..62
-LATENCY = 7
+LATENCY = 8
 
 
 def mul16(m: Module, target: str, a: Value, b: Value, a_signed: bool) -> Signal:
@@ -64,6 +64,7 @@ class RequantUnit(wiring.Component):
         self.acc_bits, self.out_bits, self.target = acc_bits, out_bits, target
         super().__init__({
             "acc": In(signed(acc_bits)),
+            "bias": In(signed(acc_bits)),  # added to acc in the unit's own first stage
             "m0": In(M_BITS),
             "n": In(N_BITS),
             "lo": In(signed(out_bits)),
@@ -86,10 +87,13 @@ class RequantUnit(wiring.Component):
             return regs
 
         # the flags ride along; product stages are built explicitly
-        acc = Signal(signed(16 + hi_bits))
-        m0 = Signal(M_BITS)
-        m.d.sync += [acc.eq(self.acc), m0.eq(self.m0)]
+        acc_in, bias, m0_in = Signal.like(self.acc), Signal.like(self.bias), Signal(M_BITS)
+        m.d.sync += [acc_in.eq(self.acc), bias.eq(self.bias), m0_in.eq(self.m0)]
         flags = stage(self.n, self.channel, self.valid)
+        acc = Signal(signed(16 + hi_bits))  # acc + bias: the artifact keeps it within acc_bits
+        m0 = Signal(M_BITS)
+        m.d.sync += [acc.eq(acc_in + bias), m0.eq(m0_in)]
+        flags = stage(*flags)
         p_lo = mul16(m, self.target, acc[:16], m0, a_signed=False)
         p_hi = mul16(m, self.target, acc[16:].as_signed(), m0, a_signed=True)
         n, ch, v = stage(*flags)

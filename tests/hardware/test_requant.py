@@ -89,7 +89,7 @@ module tb;
   reg clk = 0, rst = 0;
   reg signed [31:0] acc; reg [15:0] m0; reg [5:0] n; reg signed [15:0] lo, hi; reg valid = 0;
   wire signed [15:0] y; wire [11:0] y_channel; wire y_valid;
-  rq dut(.clk(clk), .rst(rst), .acc(acc), .m0(m0), .n(n), .lo(lo), .hi(hi), .channel(12'd0), .valid(valid),
+  rq dut(.clk(clk), .rst(rst), .acc(acc), .bias(32'sd0), .m0(m0), .n(n), .lo(lo), .hi(hi), .channel(12'd0), .valid(valid),
          .y(y), .y_channel(y_channel), .y_valid(y_valid));
   integer f, r, i, j, count;
   reg signed [31:0] accs [0:4095]; reg [15:0] m0s [0:4095]; reg [5:0] ns [0:4095];
