@@ -69,7 +69,8 @@ class HostLink(wiring.Component):
         r_byte = Signal(8)
 
         flags = Cat(self.busy, self.configured, self.error, Const(0, 5))
-        idx_clr, idx_inc, left_dec, left_from_n, left_from_len, left_from_rlen = (Signal() for _ in range(6))
+        idx_clr, idx_inc, left_dec, left_from_n, left_from_len, t_load, t_dec = (Signal() for _ in range(7))
+        t_left = Signal(range(max(STATUS_BYTES, 2 * cfg.max_rows) + 1))  # response bytes still to send
         reset_pulse = Signal()  # the engine's reset comes from a flip-flop, not from this FSM's logic
         m.d.sync += reset_pulse.eq(0)
         m.d.comb += self.engine_reset.eq(reset_pulse)
@@ -85,8 +86,13 @@ class HostLink(wiring.Component):
                 m.d.sync += r_sum.eq(r_sum + byte)
                 fsm.next = next_state
 
+        responses = []  # (flag, kind, length, small payload): one flag per place that answers; the
+        # registers load one cycle after the answer is decided, so the values given must hold then
+
         def respond(m, kind, length_, small):
-            m.d.sync += [r_cmd.eq(kind), r_len.eq(length_), r_small.eq(small), r_sum.eq(0)]
+            flag = Signal(name=f"respond_{len(responses)}")
+            m.d.comb += flag.eq(1)
+            responses.append((flag, kind, length_, small))
             fsm.next = "TX_SYNC"
 
         fsm = OneHotFSM(m, ["SYNC", "CMD", "LEN0", "LEN1", "PAYLOAD", "CHECK", "DECIDE", "NAK", "REPLAY_CFG", "REPLAY_ACT", "LATCH_CFG", "LATCH_ACT", "PUSH_CFG", "PUSH_ACT", "CFG_SETTLE", "COLLECT", "TX_SYNC", "TX_CMD", "TX_LEN0", "TX_LEN1", "TX_FETCH", "TX_LOAD", "TX_PAY", "TX_CHK"], "SYNC")
@@ -196,21 +202,22 @@ class HostLink(wiring.Component):
                 m.d.comb += res_w.en.eq(1)
                 m.d.sync += count.eq(count + 1)
                 with m.If(self.out.payload.last):
-                    respond(m, Cmd.RESULT, (count + 1) * 2, 0)
+                    respond(m, Cmd.RESULT, Cat(Const(0, 1), count), 0)  # (count has taken this output)
 
         # ---- send the response ----------------------------------------------------------------
         with fsm.State("TX_SYNC"):
             m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(SYNC)]
             with m.If(self.tx.ready):
-                m.d.comb += [idx_clr.eq(1), left_from_rlen.eq(1)]
+                m.d.comb += idx_clr.eq(1)
                 fsm.next = "TX_CMD"
-        with fsm.State("TX_CMD"):
+        with fsm.State("TX_CMD"):  # (the response registers are loaded by now)
+            m.d.comb += t_load.eq(1)
             send(m, r_cmd, "TX_LEN0")
         with fsm.State("TX_LEN0"):
             send(m, r_len[:8], "TX_LEN1")
         with fsm.State("TX_LEN1"):
             send(m, r_len[8:], "TX_CHK")
-            with m.If(self.tx.ready & (left != 0)):
+            with m.If(self.tx.ready & (t_left != 0)):
                 fsm.next = "TX_FETCH"
         with fsm.State("TX_FETCH"):  # RESULT bytes come from the result memory (one cycle latency)
             fsm.next = "TX_LOAD"
@@ -223,8 +230,8 @@ class HostLink(wiring.Component):
         with fsm.State("TX_PAY"):
             send(m, r_byte, "TX_PAY")
             with m.If(self.tx.ready):
-                m.d.comb += [idx_inc.eq(1), left_dec.eq(1)]
-                with m.If(left == 1):
+                m.d.comb += [idx_inc.eq(1), t_dec.eq(1)]
+                with m.If(t_left == 1):
                     fsm.next = "TX_CHK"
                 with m.Else():
                     fsm.next = "TX_FETCH"
@@ -233,6 +240,21 @@ class HostLink(wiring.Component):
             with m.If(self.tx.ready):
                 m.d.comb += idx_clr.eq(1)
                 fsm.next = "SYNC"
+
+        # The response registers, as an AND-OR over the (mutually exclusive) places that answer rather
+        # than a priority chain in the order they are written.
+        late = [Signal(name=f"respond_{i}_r") for i in range(len(responses))]
+        m.d.sync += [r.eq(f) for r, (f, *_) in zip(late, responses)]
+
+        def pick(values):
+            out = Const(0, 1)
+            for f, v in zip(late, values):
+                out = out | Mux(f, v, 0)
+            return out
+
+        with m.If(pick([1] * len(responses))):
+            m.d.sync += [r_cmd.eq(pick([r[1] for r in responses])), r_len.eq(pick([r[2] for r in responses])),
+                         r_small.eq(pick([r[3] for r in responses])), r_sum.eq(0)]
 
         # the byte counters, from the states' control flags (one mux each, not a chain over the states)
         with m.If(idx_clr):
@@ -243,9 +265,11 @@ class HostLink(wiring.Component):
             m.d.sync += left.eq(Cat(length[:8], self.rx.payload))
         with m.Elif(left_from_len):
             m.d.sync += left.eq(length)
-        with m.Elif(left_from_rlen):
-            m.d.sync += left.eq(r_len)
         with m.Elif(left_dec):
             m.d.sync += left.eq(left - 1)
+        with m.If(t_load):
+            m.d.sync += t_left.eq(r_len)
+        with m.Elif(t_dec):
+            m.d.sync += t_left.eq(t_left - 1)
         return m
 

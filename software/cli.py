@@ -635,7 +635,8 @@ def bench_boards(
     boards: Annotated[str, typer.Option(help="Comma-separated boards.")] = "icebreaker,ulx3s-85f",
     designs: Annotated[str, typer.Option(help="Comma-separated designs: mixed, dsp-only, dsp+mul, dsp+booth.")] =
         "mixed,dsp-only,dsp+mul,dsp+booth",
-    seed: Annotated[int, typer.Option(help="nextpnr placement seed.")] = 1,
+    seeds: Annotated[int, typer.Option(help="nextpnr placement seeds 1..N per design on iCE40 (best one reported).")] = 3,
+    ecp5_seeds: Annotated[int, typer.Option(help="Seeds per design on ECP5 (10+ minutes per build).")] = 1,
     jobs: Annotated[int, typer.Option(help="Builds in parallel (one process and directory each).")] = 2,
 ) -> None:
     """Build each board's full mixed array and the fixed-point-only baselines (a) DSP-only, (b) DSPs + plain
@@ -644,7 +645,8 @@ def bench_boards(
     from .bench.boards_bench import BoardsOptions, run
 
     opts = BoardsOptions(out=out, boards=tuple(b.strip() for b in boards.split(",") if b.strip()),
-                         designs=tuple(d.strip() for d in designs.split(",") if d.strip()), seed=seed, jobs=jobs)
+                         designs=tuple(d.strip() for d in designs.split(",") if d.strip()), seeds=seeds,
+                         ecp5_seeds=ecp5_seeds, jobs=jobs)
     doc = run(opts, progress=lambda msg: err.print(f"built {msg}"))
     for g in doc["goals"]:
         err.print(f"{'pass' if g['pass'] else 'FAIL'}  {g['goal']}: {g['measured']} (goal {g['limit']})")

@@ -69,20 +69,22 @@ def test_bench_boards_builds_resumes_and_reports(tmp_path, capsys):
     """`rowmix bench boards` on the smallest real design (the iCEBreaker DSP-only baseline): one
     build directory per design, boards.{json,md,png}, and a rerun that reuses the finished build."""
     out = tmp_path / "bench"
-    args = ["bench", "boards", "--boards", "icebreaker", "--designs", "dsp-only", "--out", str(out), "--jobs", "1"]
+    args = ["bench", "boards", "--boards", "icebreaker", "--designs", "dsp-only", "--out", str(out), "--jobs", "1",
+            "--seeds", "1"]
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code in (0, None)
     doc = json.loads((out / "boards.json").read_text())
     (b,) = doc["builds"]
     assert (b["board"], b["design"], b["macs_per_cycle"]) == ("icebreaker", "dsp-only", 12)
-    assert b["dsp_used"] == 8 and b["fmax_mhz"] > 10 and (out / "icebreaker-dsp-only" / "rowmix_board.bin").exists()
+    assert b["dsp_used"] == 8 and b["fmax_mhz"] > 10 and (out / "icebreaker-dsp-only-seed1" / "rowmix_board.bin").exists()
     assert doc["ratios"] == {} and doc["sp2_row_share"]["icebreaker"]["SP2"] > 0
-    assert "| icebreaker | dsp-only | 12 |" in (out / "boards.md").read_text() and (out / "boards.png").stat().st_size > 5000
-    stamp = (out / "icebreaker-dsp-only" / "build.json").stat().st_mtime_ns
+    assert b["fmax_by_seed"] == {"1": b["fmax_mhz"]} and (out / "boards.png").stat().st_size > 5000
+    assert "| icebreaker | dsp-only | 12 |" in (out / "boards.md").read_text()
+    stamp = (out / "icebreaker-dsp-only-seed1" / "build.json").stat().st_mtime_ns
     with pytest.raises(SystemExit):
         main(args)
-    assert (out / "icebreaker-dsp-only" / "build.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert (out / "icebreaker-dsp-only-seed1" / "build.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
 
 
 def test_board_arrays_fit_their_devices():
