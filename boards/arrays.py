@@ -82,8 +82,10 @@ def board_array(board: str, design: str = "mixed") -> ArrayConfig:
     units = 1 if p.shared_requant or design != "mixed" else 3
     lane_dsps = p.dsps - REQUANT_DSPS * units
     if design == "mixed":
+        f8_cap = 4 if p.fixed8_dsp_rows else 0  # FIXED-8 rows are a few % of a layer: a shallow memory
         groups = {"SP2": GroupConfig(lut_rows("SP2", "sp2"), "sp2"),
-                  "FIXED4": GroupConfig(p.fixed4_dsp_rows, "dsp"), "FIXED8": GroupConfig(p.fixed8_dsp_rows, "dsp")}
+                  "FIXED4": GroupConfig(p.fixed4_dsp_rows, "dsp"),
+                  "FIXED8": GroupConfig(p.fixed8_dsp_rows, "dsp", max_rows=f8_cap)}
         used = p.fixed4_dsp_rows * _dsps_per_row(p, "FIXED4") + p.fixed8_dsp_rows * _dsps_per_row(p, "FIXED8")
         if used > lane_dsps:
             raise RowmixError(f"board {board}: the mixed plan's DSP rows need {used:g} DSPs, {lane_dsps} are free")

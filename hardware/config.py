@@ -33,6 +33,8 @@ class GroupConfig:
     kind: str
     lut_rows: int = 0
     lut_kind: str = ""
+    max_rows: int = 0  # rows of one layer this group's memories hold (0: the array's max_rows); a
+    # group that carries a small share of every layer (FIXED8 at 2 %) then needs a shallow memory
 
     @property
     def dsp_rows(self) -> int:
@@ -77,8 +79,8 @@ class ArrayConfig:
         for g, gc in groups.items():
             if g in KINDS and gc.kind not in KINDS[g]:
                 problems.append(f"group {g}: kind {gc.kind!r} is not one of {', '.join(KINDS[g])}")
-            if gc.rows < 0:
-                problems.append(f"group {g}: rows must be >= 0")
+            if gc.rows < 0 or gc.max_rows < 0:
+                problems.append(f"group {g}: rows and max_rows must be >= 0")
             if gc.lut_rows and (gc.kind != "dsp" or not 0 < gc.lut_rows <= gc.rows
                                 or gc.lut_kind not in KINDS.get(g, ()) or gc.lut_kind == "dsp"):
                 problems.append(f"group {g}: lut_rows ({gc.lut_rows}) need a DSP group of at least as many rows "
@@ -102,9 +104,12 @@ class ArrayConfig:
     def max_steps(self) -> int:
         return self.max_k // self.t_k
 
+    def group_max_rows(self, group: str) -> int:
+        return min(self.groups[group].max_rows or self.max_rows, self.max_rows)
+
     def max_tiles(self, group: str) -> int:
         rows = self.groups[group].rows
-        return -(-self.max_rows // rows) if rows else 0
+        return -(-self.group_max_rows(group) // rows) if rows else 0
 
     @property
     def macs_per_cycle(self) -> int:
@@ -112,7 +117,7 @@ class ArrayConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        d["groups"] = {g: {k: x for k, x in asdict(v).items() if k in ("rows", "kind") or v.lut_rows}
+        d["groups"] = {g: {k: x for k, x in asdict(v).items() if k in ("rows", "kind") or x}
                        for g, v in self.groups.items()}
         return d
 

@@ -18,7 +18,6 @@ from amaranth.lib.wiring import In, Out
 from . import dsp, lanes
 from .config import CODE_BITS, GroupConfig
 
-PRODUCT_STAGES = 1  # products (or DSP outputs) are registered once
 
 
 def tree_inputs(kind: str, t_k: int) -> int:
@@ -30,15 +29,21 @@ def group_tree_levels(cfg: GroupConfig, t_k: int) -> int:
     return max((tree_levels(tree_inputs(k, t_k)) for k in cfg.kinds), default=1)
 
 
+def group_stages(cfg: GroupConfig, target: str) -> int:
+    return max((dsp.stages(k, target) for k in cfg.kinds), default=1)
+
+
 def tree_levels(n_inputs: int) -> int:
     return max(1, (n_inputs - 1).bit_length())
 
 
 class GroupDatapath(wiring.Component):
     def __init__(self, group: str, cfg: GroupConfig, t_k: int, act_width: int, acc_bits: int, target: str,
-                 levels: int) -> None:
+                 levels: int, stages: int = 1) -> None:
         self.group, self.cfg, self.t_k, self.act_width = group, cfg, t_k, act_width
-        self.acc_bits, self.target, self.levels = acc_bits, target, levels
+        self.acc_bits, self.target, self.levels, self.stages = acc_bits, target, levels, stages
+        if stages < group_stages(cfg, target):
+            raise ValueError(f"{stages} product stages are fewer than the {cfg.kinds} lanes need")
         self.code_bits = CODE_BITS[group]
         if levels < group_tree_levels(cfg, t_k):
             raise ValueError(f"{levels} tree levels cannot sum the terms of {cfg.kinds} lanes")
@@ -55,7 +60,7 @@ class GroupDatapath(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from aligned inputs to the hold registers."""
-        return PRODUCT_STAGES + self.levels + 1
+        return self.stages + self.levels + 1
 
     def _code(self, row: int, j: int):
         base = (row * self.t_k + j) * self.code_bits
@@ -66,14 +71,35 @@ class GroupDatapath(wiring.Component):
         t_k, aw, rows = self.t_k, self.act_width, self.cfg.rows
         acts = [self.act[j * aw : (j + 1) * aw].as_signed() for j in range(t_k)]
 
+        # Lanes with fewer product stages than the engine's take their operands late, so every lane
+        # delivers its product in the same cycle (the groups run in lockstep).
+        def delayed(v, n: int, name: str):
+            for i in range(n):
+                reg = Signal(v.shape(), name=f"{name}_late{i + 1}")
+                m.d.sync += reg.eq(v)
+                v = reg
+            return v
+
+        act_cache: dict[int, list] = {}
+
+        def acts_at(n: int) -> list:
+            if n not in act_cache:
+                act_cache[n] = [delayed(a, n, f"act{j}") for j, a in enumerate(acts)]
+            return act_cache[n]
+
+        def operands(r: int, n: int) -> tuple[list, list]:
+            return [delayed(self._code(r, j), n, f"code{r}_{j}") for j in range(t_k)], acts_at(n)
+
         # Stage P: registered terms per row, with their (folded) negation bits.
         row_terms: list[list] = [[] for _ in range(rows)]
         row_negs: list[list] = [[] for _ in range(rows)]
         n_dsp = self.cfg.dsp_rows
         for r in range(n_dsp, rows):  # LUT lanes (every row of a LUT group, the topped-up rows of a DSP group)
-            build = {"sp2": lanes.sp2_terms, "booth": lanes.booth_terms, "mul": lanes.mul_terms}[self.cfg.row_kind(r)]
+            kind = self.cfg.row_kind(r)
+            build = {"sp2": lanes.sp2_terms, "booth": lanes.booth_terms, "mul": lanes.mul_terms}[kind]
+            codes, a_late = operands(r, self.stages - dsp.stages(kind, self.target))
             for j in range(t_k):
-                for term, neg in build(m, self._code(r, j), acts[j]):
+                for term, neg in build(m, codes[j], a_late[j]):
                     reg = Signal(signed(len(term)))  # the one's complement keeps the width
                     m.d.sync += reg.eq(lanes.folded(term, neg))
                     row_terms[r].append(reg)
@@ -83,19 +109,22 @@ class GroupDatapath(wiring.Component):
                         row_negs[r].append(neg_reg)
         if n_dsp:  # DSP: pairs of rows share a multiplier (FIXED4 packed; iCE40 dual 8x8), or one each
             paired = self.group == "FIXED4" or self.target == "ice40"
+            late = self.stages - dsp.stages("dsp", self.target)
             for r in range(0, n_dsp, 2 if paired else 1):
+                w, a_late = operands(r, late)
+                w2 = operands(r + 1, late)[0] if paired and r + 1 < n_dsp else None
                 for j in range(t_k):
-                    if paired and r + 1 < n_dsp:
-                        hi, lo = dsp.pair_product(m, self.target, self._code(r, j), self._code(r + 1, j), acts[j])
+                    if w2 is not None:
+                        hi, lo = dsp.pair_product(m, self.target, w[j], w2[j], a_late[j])
                         row_terms[r].append(hi)
                         row_terms[r + 1].append(lo)
                     elif self.target == "ice40" and j % 2 == 0 and j + 1 < t_k:  # odd row: pair its elements
-                        hi, lo = dsp.dual_product(m, self._code(r, j), acts[j], self._code(r, j + 1), acts[j + 1])
+                        hi, lo = dsp.dual_product(m, w[j], a_late[j], w[j + 1], a_late[j + 1])
                         row_terms[r] += [hi, lo]
                     elif self.target == "ice40" and j % 2:
                         pass  # taken with element j - 1
                     else:
-                        row_terms[r].append(dsp.product(m, self._code(r, j), acts[j]))
+                        row_terms[r].append(dsp.product(m, w[j], a_late[j]))
 
         # Pipelined adder trees at natural width. The +1 of every folded negation enters an adder
         # as its carry-in (free in the carry chain): a tree of n terms has n - 1 adders plus the
@@ -124,7 +153,7 @@ class GroupDatapath(wiring.Component):
 
         # Tags travel with the data.
         tags = [(self.valid, self.first, self.last)]
-        for _ in range(PRODUCT_STAGES + self.levels):
+        for _ in range(self.stages + self.levels):
             v, f, l = Signal(), Signal(), Signal()
             m.d.sync += [v.eq(tags[-1][0]), f.eq(tags[-1][1]), l.eq(tags[-1][2])]
             tags.append((v, f, l))

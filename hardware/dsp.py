@@ -70,15 +70,26 @@ def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> 
     pw = len(a) + code_bits
     hi, lo = Signal(signed(pw)), Signal(signed(pw))
     check_pack_bound(code_bits, len(a))
+    op, a_r = Signal(signed(PACK_SHIFT + code_bits + 1)), Signal.like(a)  # stage 1: the packed operand
+    m.d.sync += [op.eq(packed_operand(w_hi, w_lo)), a_r.eq(a)]
     p = Signal(signed(len(a) + PACK_SHIFT + code_bits + 1))
-    m.d.sync += p.eq(packed_operand(w_hi, w_lo) * a)
+    m.d.sync += p.eq(op * a_r)  # stage 2: the product (the multiplier sees registers only)
     m.d.comb += [lo.eq(p[:PACK_SHIFT].as_signed()), hi.eq((p >> PACK_SHIFT) + p[PACK_SHIFT - 1])]
     return hi, lo
 
 
 def product(m: Module, w: Value, a: Value) -> Value:
-    """One registered product `w * a` (FIXED-8 rows off iCE40): Yosys maps it to MULT18X18D on
-    ECP5 and DSP48E1 on Xilinx."""
+    """The product `w * a` of one row off iCE40 (FIXED-8), two stages like `pair_product`: Yosys
+    maps it to MULT18X18D on ECP5 and DSP48E1 on Xilinx."""
+    w_r, a_r = Signal(signed(len(w))), Signal.like(a)
+    m.d.sync += [w_r.eq(w.as_signed()), a_r.eq(a)]
     p = Signal(signed(len(a) + len(w)))
-    m.d.sync += p.eq(w.as_signed() * a)
+    m.d.sync += p.eq(w_r * a_r)
     return p
+
+
+def stages(kind: str, target: str) -> int:
+    """Register stages from a lane's operands to its registered product: DSP lanes off iCE40 register
+    their (packed) operands first, so the multiplier sits between registers (a DP16KD's clock-to-out
+    plus the packing adder plus the multiplier set the ECP5's Fmax otherwise)."""
+    return 2 if kind == "dsp" and target != "ice40" else 1

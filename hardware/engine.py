@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from ..formats import GROUPS
 from . import requant as rq
 from .config import CODE_BITS, ArrayConfig
-from .datapath import GroupDatapath, group_tree_levels
+from .datapath import GroupDatapath, group_stages, group_tree_levels
 
 MAGIC = 0x524D5801  # "RMX", protocol version 1
 HEADER_WORDS = 8
@@ -52,12 +52,17 @@ def words_per_slice(cfg: ArrayConfig, group: str) -> int:
 
 
 def pipeline_latency(cfg: ArrayConfig) -> int:
-    """Cycles from a step's issue to the capture of its tile (memory read + datapath)."""
-    return 1 + 1 + shared_levels(cfg) + 1
+    """Cycles from a step's issue to the capture of its tile: memory read, read register (memory
+    clock-to-out is slow on every FPGA), product stages, adder tree, accumulator."""
+    return 1 + 1 + shared_stages(cfg) + shared_levels(cfg) + 1
 
 
 def shared_levels(cfg: ArrayConfig) -> int:
     return max(group_tree_levels(g, cfg.t_k) for g in cfg.groups.values())
+
+
+def shared_stages(cfg: ArrayConfig) -> int:
+    return max(group_stages(g, cfg.target) for g in cfg.groups.values() if g.rows) if cfg.macs_per_cycle else 1
 
 
 def lane_act_width(cfg: ArrayConfig) -> int:
@@ -133,7 +138,7 @@ class LayerEngine(wiring.Component):
                 tab = Memory(shape=layout, depth=max_tiles[g] * rows[g], init=[])
                 m.submodules[f"rows_{g}"] = tab
                 table_w[g], table_r[g] = tab.write_port(), tab.read_port()
-            dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels)
+            dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels, shared_stages(cfg))
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
         out_w, out_r = {}, {}
         for g in groups[:1] if shared else groups:  # one output memory per drain; the channel map
@@ -330,20 +335,26 @@ class LayerEngine(wiring.Component):
                         m.d.sync += [base[g].eq(0) for g in groups]
                     with m.Else():
                         m.d.sync += issuing.eq(0)
-        # Memories are read only for issued steps (and codes only by groups with a tile in this slot):
-        # idle lanes then see unchanged operands and do not toggle, which saves power on the FPGA
-        # and event-driven simulation time.
-        m.d.comb += [act_r.addr.eq(i_bank * steps_max + i_slot), act_r.en.eq(issue)]
+        # The memories read every cycle (a gated read enable fans out to every block RAM of a wide code
+        # memory and set the ECP5's Fmax); while the engine waits the address holds, so idle lanes see
+        # unchanged operands, and `valid` tags what counts.
+        m.d.comb += act_r.addr.eq(i_bank * steps_max + i_slot)
         # tags one cycle later, aligned with the memory outputs
         v_tag = {g: Signal(name=f"valid_{g}") for g in groups}
         f_tag, l_tag = Signal(), Signal()
         m.d.sync += [f_tag.eq(i_slot == 0), l_tag.eq(step_last)]
+        # the read register: memory outputs and their tags, registered once more
+        act_q = Signal.like(act_r.data)
+        m.d.sync += act_q.eq(act_r.data)
+        f_q, l_q = Signal(), Signal()
+        m.d.sync += [f_q.eq(f_tag), l_q.eq(l_tag)]
         for g in groups:
-            m.d.comb += [code_r[g].addr.eq(base[g] + i_slot), code_r[g].en.eq(issue & (i_tile < tiles[g]))]
+            m.d.comb += code_r[g].addr.eq(base[g] + i_slot)
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
+            codes_q, v_q = Signal.like(code_r[g].data, name=f"codes_q_{g}"), Signal(name=f"valid_q_{g}")
+            m.d.sync += [codes_q.eq(code_r[g].data), v_q.eq(v_tag[g])]
             dp = datapaths[g]
-            m.d.comb += [dp.act.eq(act_r.data), dp.codes.eq(code_r[g].data), dp.valid.eq(v_tag[g]),
-                         dp.first.eq(f_tag), dp.last.eq(l_tag)]
+            m.d.comb += [dp.act.eq(act_q), dp.codes.eq(codes_q), dp.valid.eq(v_q), dp.first.eq(f_q), dp.last.eq(l_q)]
 
         # Tile descriptors travel to the drain with the data: (tile, output bank, last tile of pixel).
         delay = pipeline_latency(cfg)

@@ -70,7 +70,8 @@ def plan_layer(layer: MacLayer, src: TensorSpec, cfg: ArrayConfig, requant: Requ
             raise RowmixError(f"{where}: {rows[g]} {g} rows but the array has no {g} lanes")
         tiles[g] = -(-rows[g] // lanes) if lanes else 0
         if tiles[g] > cfg.max_tiles(g):
-            raise RowmixError(f"{where}: {rows[g]} {g} rows exceed the array's max_rows={cfg.max_rows}")
+            raise RowmixError(f"{where}: {rows[g]} {g} rows exceed the {g} group's capacity of "
+                              f"{cfg.group_max_rows(g)} rows per layer")
     return LayerPlan(layer.name, layer.k, k_hw, k_hw // cfg.t_k, layer.r, rows, tiles, o.lo, o.hi, offset)
 
 

@@ -121,8 +121,9 @@ def unit_verilog(spec: UnitSpec) -> str:
     from . import datapath
 
     levels = datapath.tree_levels(datapath.tree_inputs(spec.kind, spec.t_k))
-    comp = datapath.GroupDatapath(spec.group, GroupConfig(spec.rows, spec.kind), spec.t_k, spec.act_width,
-                                  spec.acc_bits, spec.target, levels)
+    group = GroupConfig(spec.rows, spec.kind)
+    comp = datapath.GroupDatapath(spec.group, group, spec.t_k, spec.act_width, spec.acc_bits, spec.target, levels,
+                                  datapath.group_stages(group, spec.target))
     return verilog.convert(comp, name="unit", emit_src=False)
 
 

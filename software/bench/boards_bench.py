@@ -206,8 +206,14 @@ def run(o: BoardsOptions, progress: Callable[[str], None] | None = None) -> dict
             builds[key] = r = f.result()
             if progress:
                 progress(f"{key[0]} {key[1]} seed {key[2]}: {r['fmax_mhz']:.1f} MHz, {r['macs_per_cycle']} MACs/cycle")
+            report(o.out, builds)  # after every build: an interrupted run still leaves its record
+    return report(o.out, builds)
+
+
+def report(out: Path, builds: dict[tuple[str, str, int], dict[str, Any]]) -> dict[str, Any]:
     doc = summarize(builds)
-    _write(o.out / "boards.json", json.dumps(doc, indent=1))
-    _write(o.out / "boards.md", markdown(doc))
-    plot(doc, o.out / "boards.png")
+    _write(out / "boards.json", json.dumps(doc, indent=1))
+    _write(out / "boards.md", markdown(doc))
+    if doc["builds"]:
+        plot(doc, out / "boards.png")
     return doc

@@ -55,7 +55,7 @@ module tb;
     for (h = 0; h < 16; h = h + 1)
       for (l = 0; l < 16; l = l + 1)
         for (i = -128; i < 128; i = i + 1) begin
-          w_hi = h; w_lo = l; a = i; #1 clk = 1; #1 clk = 0; #1;
+          w_hi = h; w_lo = l; a = i; repeat (STAGES) begin #1 clk = 1; #1 clk = 0; #1; end
           $display("%0d %0d %0d %0d %0d", h, l, i, hi, lo);
         end
     $finish;
@@ -68,8 +68,10 @@ endmodule
 @pytest.mark.parametrize("target", ["ice40", "generic"])
 def test_dsp_pair_exhaustive_in_icarus(tmp_path, target):
     """Every code pair x every activation through the Verilog (iCE40: the SB_MAC16 instance)."""
-    (tmp_path / "pair.v").write_text(verilog.convert(PairUnit(target), name="pair", emit_src=False))
-    (tmp_path / "tb.v").write_text(TESTBENCH)
+    from rowmix.sim.icarus import icarus_fixup
+
+    (tmp_path / "pair.v").write_text(icarus_fixup(verilog.convert(PairUnit(target), name="pair", emit_src=False)))
+    (tmp_path / "tb.v").write_text(TESTBENCH.replace("STAGES", str(dsp.stages("dsp", target))))
     model = sb_mac16_model(tmp_path / "sb_mac16.v")
     subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", "pair.v", str(model)], cwd=tmp_path, check=True,
                    capture_output=True)

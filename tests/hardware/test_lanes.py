@@ -42,14 +42,14 @@ class LaneBank(wiring.Component):
         return m
 
 
-def sweep(bank: LaneBank, acts, registered: bool) -> np.ndarray:
+def sweep(bank: LaneBank, acts, registered: bool, stages: int = 1) -> np.ndarray:
     out = []
 
     async def tb(ctx):
         for a in acts:
             ctx.set(bank.a, int(a))
             if registered:
-                await ctx.tick()
+                await ctx.tick().repeat(stages)
             out.append([ctx.get(bank.y[i]) for i in range(len(bank.y))])
 
     sim = Simulator(bank)
@@ -83,7 +83,7 @@ def test_packed_dsp_pair_exhaustive_at_the_unpacking_limit(act_width):
     """Both rows' codes x every activation, including |w a| = 8 * 128 = 1024, the largest product
     the 12-bit unpacking field must hold exactly."""
     acts = ACTS[act_width]
-    got = sweep(LaneBank("pair", act_width), acts, registered=True)
+    got = sweep(LaneBank("pair", act_width), acts, registered=True, stages=dsp.stages("dsp", "generic"))
     v = codes_to_values(np.arange(16), "FIXED4")
     hi, lo = np.meshgrid(v, v, indexing="ij")
     want = np.stack([hi.ravel(), lo.ravel()], axis=1).ravel()[None, :] * acts[:, None]
