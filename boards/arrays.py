@@ -44,10 +44,10 @@ class BoardPlan:
 
 
 PLANS = {
-    # iCE40UP5K: 5280 LCs, 8 SB_MAC16, 30 EBRs; ~45 % of the LCs for lanes, the rest is the engine's
-    # control, the requant unit and the UART host link. Memories hold any digits-network layer. The
-    # code memories of 76 MACs/cycle take 19 of the 30 EBRs and the 6 lane DSPs hold 3 FIXED4 rows,
-    # which leaves no room for a FIXED-8 group: this board's networks are SP2 + FIXED4 (MSQ-style).
+    # iCE40UP5K: 5280 LCs, 8 SB_MAC16, 30 EBRs. The engine's control, the requant unit and the UART
+    # link take about 3000 LCs (docs/boards.md), which leaves 750 for LUT lanes: 5 SP2 rows of t_k 4.
+    # The 6 lane DSPs hold 3 FIXED4 rows and the EBRs the code memories, with no room for a FIXED-8
+    # group: this board's networks are SP2 + FIXED4 (MSQ-style). Memories hold any digits layer.
     "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=750, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
                             shared_requant=True, max_k=128, max_rows=24),
     # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 36 % of the LUTs for lanes. Memories hold any ResNet-20 layer.
