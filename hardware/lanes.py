@@ -10,7 +10,7 @@ carries its own incrementer (the sign is "folded into the accumulate").
   shifts and one adder; the zero code contributes nothing (DESIGN section 2, all 16 codes).
 - FIXED-4 as radix-4 Booth digits: `w = 4 d1 + d0`, `d0 = -2 w1 + w0`, `d1 = -2 w3 + w2 + w1`, each
   digit in {-2..2} selecting 0, a or 2a with a folded sign: the LUT alternative to a DSP.
-- Plain multipliers (`mul`): `w * a`, what a fixed-point design writes without thinking (baseline).
+- Plain multipliers (`mul`): `w * a` as its partial products, what a fixed-point design writes without thinking (baseline).
 """
 
 from __future__ import annotations
@@ -42,8 +42,15 @@ def booth_terms(m: Module, code: Value, a: Value) -> list[Term]:
 
 
 def mul_terms(m: Module, code: Value, a: Value) -> list[Term]:
-    p = Signal(signed(len(a) + len(code)))
-    m.d.comb += p.eq(code.as_signed() * a)
+    """The textbook array multiplier, written out as its partial products: a `*` here would be
+    mapped onto the DSPs by Yosys (MULT18X18D on ECP5), and the baseline's point is LUT multipliers
+    beside DSP lanes that are already full."""
+    b = len(code)
+    p = Signal(signed(len(a) + b))
+    total = Mux(code[b - 1], -(a << (b - 1)), 0)  # the two's complement weight of the sign bit
+    for i in range(b - 1):
+        total = total + Mux(code[i], a << i, 0)
+    m.d.comb += p.eq(total)
     return [(p, Const(0, 1))]
 
 
