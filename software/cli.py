@@ -638,6 +638,8 @@ def bench_boards(
     seeds: Annotated[int, typer.Option(help="nextpnr placement seeds 1..N per design on iCE40 (best one reported).")] = 3,
     ecp5_seeds: Annotated[int, typer.Option(help="Seeds per design on ECP5 (10+ minutes per build).")] = 1,
     jobs: Annotated[int, typer.Option(help="Builds in parallel (one process and directory each).")] = 2,
+    report_only: Annotated[bool, typer.Option("--report-only", help="Write the record from the builds already in "
+                                                                    "OUT; build nothing.")] = False,
 ) -> None:
     """Build each board's full mixed array and the fixed-point-only baselines (a) DSP-only, (b) DSPs + plain
     LUT multipliers, (c) DSPs + Booth LUT lanes; report MACs/cycle x Fmax and every ratio (slow: minutes
@@ -646,7 +648,7 @@ def bench_boards(
 
     opts = BoardsOptions(out=out, boards=tuple(b.strip() for b in boards.split(",") if b.strip()),
                          designs=tuple(d.strip() for d in designs.split(",") if d.strip()), seeds=seeds,
-                         ecp5_seeds=ecp5_seeds, jobs=jobs)
+                         ecp5_seeds=ecp5_seeds, jobs=jobs, report_only=report_only)
     doc = run(opts, progress=lambda msg: err.print(f"built {msg}"))
     for g in doc["goals"]:
         err.print(f"{'pass' if g['pass'] else 'FAIL'}  {g['goal']}: {g['measured']} (goal {g['limit']})")

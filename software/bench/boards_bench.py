@@ -50,6 +50,7 @@ class BoardsOptions:
     seeds: int = 3  # seeds 1..N per design on iCE40 boards
     ecp5_seeds: int = 1  # and on ECP5 boards (a full ECP5-85F build takes 10+ minutes)
     jobs: int = 2
+    report_only: bool = False  # write the record from the finished builds, build nothing
 
     def seed_list(self, board: str) -> range:
         return range(1, 1 + (self.ecp5_seeds if PLANS[board].target == "ecp5" else self.seeds))
@@ -140,6 +141,8 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += ["", "## Goals", "", "| goal | measured | goal | |", "|---|---|---|---|"]
     for g in doc["goals"]:
         lines.append(f"| {g['goal']} | {g['measured']} | >= {g['limit']} | {'met' if g['pass'] else 'NOT met'} |")
+    if doc.get("not_built"):
+        lines += ["", "Not built in this record: " + ", ".join(doc["not_built"]) + " (see docs/boards.md)."]
     lines += ["", "## Arrays", ""]
     for r in doc["builds"]:
         groups = ", ".join(f"{g} {v['rows']} x {v['kind']}" + (f" ({v['lut_rows']} on {v['lut_kind']})" if v.get("lut_rows") else "")
@@ -197,6 +200,8 @@ def run(o: BoardsOptions, progress: Callable[[str], None] | None = None) -> dict
                     builds[(b, d, seed)] = cached
                 else:
                     todo.append((b, d, seed))
+    if o.report_only:
+        return report(o.out, builds, missing=todo)
     # the largest builds first, so the pool's tail is short
     todo.sort(key=lambda bds: -board_array(*bds[:2]).macs_per_cycle * (10 if PLANS[bds[0]].target == "ecp5" else 1))
     with ProcessPoolExecutor(max_workers=max(1, o.jobs)) as pool:
@@ -210,8 +215,10 @@ def run(o: BoardsOptions, progress: Callable[[str], None] | None = None) -> dict
     return report(o.out, builds)
 
 
-def report(out: Path, builds: dict[tuple[str, str, int], dict[str, Any]]) -> dict[str, Any]:
+def report(out: Path, builds: dict[tuple[str, str, int], dict[str, Any]],
+           missing: list[tuple[str, str, int]] = ()) -> dict[str, Any]:
     doc = summarize(builds)
+    doc["not_built"] = [f"{b} {d} seed {s}" for b, d, s in missing]
     _write(out / "boards.json", json.dumps(doc, indent=1))
     _write(out / "boards.md", markdown(doc))
     if doc["builds"]:
