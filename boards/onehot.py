@@ -33,9 +33,6 @@ class OneHotFSM:
             finally:
                 self._current, self._targets = outer
 
-    def ongoing(self, name: str) -> Signal:
-        return self.bits[name]
-
     @property
     def next(self) -> str | None:
         return self._current
