@@ -23,6 +23,7 @@ from importlib import resources
 
 from ..errors import RowmixError
 from ..hardware.config import ArrayConfig, GroupConfig
+from ..hardware.estimate import dsp_count
 
 DESIGNS = ("mixed", "dsp-only", "dsp+mul", "dsp+booth")
 REQUANT_DSPS = 2
@@ -79,26 +80,26 @@ def board_array(board: str, design: str = "mixed") -> ArrayConfig:
     aw = "5" if p.act_bits == 4 else "8"
     cost = lambda g, k: lane_costs()[p.target][g][k][aw]["lut"]  # noqa: E731
     lut_rows = lambda g, k: math.floor(p.lane_luts / (p.t_k * cost(g, k)))  # noqa: E731
-    units = 1 if p.shared_requant or design != "mixed" else 3
-    lane_dsps = p.dsps - REQUANT_DSPS * units
     if design == "mixed":
         f8_cap = 4 if p.fixed8_dsp_rows else 0  # FIXED-8 rows are a few % of a layer: a shallow memory
         groups = {"SP2": GroupConfig(lut_rows("SP2", "sp2"), "sp2"),
                   "FIXED4": GroupConfig(p.fixed4_dsp_rows, "dsp"),
                   "FIXED8": GroupConfig(p.fixed8_dsp_rows, "dsp", max_rows=f8_cap)}
-        used = p.fixed4_dsp_rows * _dsps_per_row(p, "FIXED4") + p.fixed8_dsp_rows * _dsps_per_row(p, "FIXED8")
-        if used > lane_dsps:
-            raise RowmixError(f"board {board}: the mixed plan's DSP rows need {used:g} DSPs, {lane_dsps} are free")
-    else:
-        n = int(lane_dsps // _dsps_per_row(p, "FIXED4"))
+    else:  # one FIXED4 group: all lane DSPs (one requant unit), then LUT rows
+        n = int((p.dsps - REQUANT_DSPS) // _dsps_per_row(p, "FIXED4"))
         if p.target != "ice40":
             n -= n % 2  # packed pairs
         extra = {"dsp-only": (0, ""), "dsp+mul": (lut_rows("FIXED4", "mul"), "mul"),
                  "dsp+booth": (lut_rows("FIXED4", "booth"), "booth")}[design]
         groups = {"SP2": GroupConfig(0, "sp2"), "FIXED8": GroupConfig(0, "dsp"),
                   "FIXED4": GroupConfig(n + extra[0], "dsp", lut_rows=extra[0], lut_kind=extra[1])}
-    return ArrayConfig(target=p.target, t_k=p.t_k, act_bits=p.act_bits, groups=groups, max_k=p.max_k,
-                       max_rows=p.max_rows, acc_bits=p.acc_bits, shared_requant=p.shared_requant)
+    cfg = ArrayConfig(target=p.target, t_k=p.t_k, act_bits=p.act_bits, groups=groups, max_k=p.max_k,
+                      max_rows=p.max_rows, acc_bits=p.acc_bits, shared_requant=p.shared_requant)
+    units = 1 if p.shared_requant else sum(1 for g in groups.values() if g.rows)
+    need = dsp_count(cfg) + REQUANT_DSPS * units
+    if need > p.dsps:
+        raise RowmixError(f"board {board}: the {design} array needs {need} DSPs, the device has {p.dsps}")
+    return cfg
 
 
 def board_ratio(board: str) -> dict[str, int]:

@@ -95,7 +95,7 @@ class HostLink(wiring.Component):
             responses.append((flag, kind, length_, small))
             fsm.next = "TX_SYNC"
 
-        fsm = OneHotFSM(m, ["SYNC", "CMD", "LEN0", "LEN1", "PAYLOAD", "CHECK", "DECIDE", "NAK", "REPLAY_CFG", "REPLAY_ACT", "LATCH_CFG", "LATCH_ACT", "PUSH_CFG", "PUSH_ACT", "CFG_SETTLE", "COLLECT", "TX_SYNC", "TX_CMD", "TX_LEN0", "TX_LEN1", "TX_FETCH", "TX_LOAD", "TX_PAY", "TX_CHK"], "SYNC")
+        fsm = OneHotFSM(m, "SYNC")
         # ---- receive one frame --------------------------------------------------------------
         with fsm.State("SYNC"):
             m.d.comb += self.rx.ready.eq(1)

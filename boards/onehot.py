@@ -9,23 +9,29 @@ iCE40's Fmax."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 from amaranth.hdl import Module, Signal
 
 
 class OneHotFSM:
-    def __init__(self, m: Module, states: Sequence[str], init: str, name: str = "state") -> None:
-        if init not in states or len(set(states)) != len(states):
-            raise ValueError("states must be distinct and include the initial state")
-        self.m = m
-        self.bits = {s: Signal(init=int(s == init), name=f"{name}_{s.lower()}") for s in states}
+    """States come into being where they are first named (`State` or `next`), as in m.FSM()."""
+
+    def __init__(self, m: Module, init: str, name: str = "state") -> None:
+        self.m, self.init, self.name = m, init, name
+        self.bits: dict[str, Signal] = {}
+        self._bit(init)
         self._current: str | None = None
         self._targets: list[str] = []  # states this state's body has moved to so far
 
+    def _bit(self, state: str) -> Signal:
+        if state not in self.bits:
+            self.bits[state] = Signal(init=int(state == self.init), name=f"{self.name}_{state.lower()}")
+        return self.bits[state]
+
     @contextlib.contextmanager
     def State(self, name: str) -> Iterator[None]:  # noqa: N802 (Amaranth's spelling)
-        with self.m.If(self.bits[name]):
+        with self.m.If(self._bit(name)):
             outer = self._current, self._targets
             self._current, self._targets = name, []
             try:
@@ -45,6 +51,6 @@ class OneHotFSM:
         # touches only the states this state moves to, so each state bit keeps a small fan-in).
         clear = [t for t in self._targets if t != name]
         self.m.d.sync += [self.bits[t].eq(0) for t in clear]
-        self.m.d.sync += [self.bits[self._current].eq(name == self._current), self.bits[name].eq(1)]
+        self.m.d.sync += [self.bits[self._current].eq(name == self._current), self._bit(name).eq(1)]
         if name not in self._targets:
             self._targets.append(name)

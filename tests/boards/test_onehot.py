@@ -10,7 +10,7 @@ from rowmix.boards.onehot import OneHotFSM
 def test_last_assignment_wins_and_one_bit_is_set():
     m = Module()
     go, skip = Signal(), Signal()
-    fsm = OneHotFSM(m, ["A", "B", "C"], "A")
+    fsm = OneHotFSM(m, "A")
     with fsm.State("A"):
         with m.If(go):
             fsm.next = "B"

