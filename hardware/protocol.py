@@ -51,8 +51,11 @@ def plan_layer(layer: MacLayer, src: TensorSpec, cfg: ArrayConfig, requant: Requ
         offset = not f.signed and f.hi > 127
     else:
         if not ((not f.signed and f.hi <= 15) or (f.signed and f.lo >= -15 and f.hi <= 15)):
+            fix = ("quantize with --input-bits 5" if layer.input == "input"
+                   else "quantize with --pool-bits 4" if f.bits > 4 else "")
             raise RowmixError(f"{where}: {'signed' if f.signed else 'unsigned'} {f.bits}-bit activations "
-                              "do not fit the array's 4-bit lanes (act_bits=4)")
+                              f"from '{layer.input}' do not fit the array's 4-bit lanes (act_bits=4)"
+                              + (f"; {fix} to fit them" if fix else ""))
         offset = False
     o = layer.out.fmt
     if o.bits > cfg.out_bits:

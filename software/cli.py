@@ -41,6 +41,10 @@ class RequantChoice(str, Enum):
 DataDir = Annotated[Optional[Path], typer.Option(help="Directory with CIFAR-10 test.npz and the ResNet weights "
                                                      "(default: $ROWMIX_CIFAR10_DIR or ../shared/data/cifar10).")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+InputBits = Annotated[int, typer.Option(help="Bits of the signed network input (2..8); 5 fits arrays with 4-bit "
+                                             "activation lanes, such as the full board arrays.")]
+PoolBits = Annotated[int, typer.Option(help="Bits of average-pooled tensors (at least --act-bits; 8 by default); "
+                                            "--pool-bits 4 fits arrays with 4-bit activation lanes.")]
 
 
 def _version(value: bool) -> None:
@@ -90,6 +94,8 @@ class QuantizeOptions:
     ratio_from: Optional[Path] = None
     board: Optional[str] = None
     act_bits: Optional[int] = None  # None: 4 for the RMSMP family, else 8
+    input_bits: int = 8
+    pool_bits: int = 8
     calib: Optional[int] = None
     requant: RequantChoice = RequantChoice.single16
     weights: Optional[Path] = None
@@ -144,6 +150,7 @@ def _quantize_to(out: Path, o: "QuantizeOptions"):
     with progress_bars(*bars) as updates:
         update, train_update = updates[0], updates[-1]
         q = quantize(model, info, m, tune.images, tune.mean, tune.std, act_bits=act_bits,
+                     input_bits=o.input_bits, pool_bits=o.pool_bits,
                      requant=_requant(o.requant), progress=update if rank == 0 else None, calib_labels=tune.labels,
                      train_config=train_cfg, train_images=tune_all.images, train_labels=tune_all.labels,
                      train_progress=lambda step, total, loss: train_update(step))
@@ -165,7 +172,9 @@ def quantize(
                                                             "(rowmix bench hardware) for --board.")] = None,
     board: Annotated[Optional[str], typer.Option(help="Board of --ratio-from: icebreaker, ulx3s-85f, pynq-z2.")] = None,
     act_bits: Annotated[Optional[int], typer.Option(help="Activation bits inside the network (4 or 8; default 4 for "
-                                                         "rmsmp / ilmpq / msq, else 8); the input is signed 8-bit.")] = None,
+                                                         "rmsmp / ilmpq / msq, else 8).")] = None,
+    input_bits: InputBits = 8,
+    pool_bits: PoolBits = 8,
     data: Annotated[Optional[str], typer.Option(help="Calibration dataset (default: the model's own).")] = None,
     data_dir: DataDir = None,
     calib: Annotated[Optional[int], typer.Option(help="Calibration images from the tune half (default: all for "
@@ -191,7 +200,8 @@ def quantize(
     """Quantize a model row by row (post-training or QAT) and export the artifact (manifest.json + weights.npz)."""
     from .artifact import summarize
 
-    o = QuantizeOptions(model, data, data_dir, method, bits, ratio, ratio_from, board, act_bits, calib, requant,
+    o = QuantizeOptions(model, data, data_dir, method, bits, ratio, ratio_from, board, act_bits, input_bits,
+                        pool_bits, calib, requant,
                         weights, epochs, batch, lr, kd_alpha, checkpoint, ranking, split, hutchinson_samples,
                         reassign_every, seed, usp)
     path, art = _quantize_to(out, o)
@@ -547,6 +557,8 @@ def flow(
                                                       "shipped resource model).")] = None,
     board: Annotated[str, typer.Option(help="Board whose resource-model ratio is used.")] = "icebreaker",
     act_bits: Annotated[int, typer.Option(help="Activation bits inside the network.")] = 4,
+    input_bits: InputBits = 8,
+    pool_bits: PoolBits = 8,
     simulator: Annotated[SimulatorChoice, typer.Option(help="icarus or verilator.")] = SimulatorChoice.icarus,
     limit: Annotated[Optional[int], typer.Option(help="Evaluate the first N eval images only (default: all).")] = None,
     sim_limit: Annotated[Optional[int], typer.Option(help="Simulate the first N of them on the RTL (default: all "
@@ -561,7 +573,7 @@ def flow(
     if data is not None and MODELS.get(model) != data:
         raise RowmixError(f"model {model!r} runs on {MODELS.get(model)!r}, not {data!r}")
     s = run_flow(FlowOptions(out=out, model=model, data_dir=data_dir, method=method, ratio=ratio, board=board,
-                             act_bits=act_bits, simulator=simulator.value, limit=limit, sim_limit=sim_limit,
+                             act_bits=act_bits, input_bits=input_bits, pool_bits=pool_bits, simulator=simulator.value, limit=limit, sim_limit=sim_limit,
                              workers=workers))
     pct = lambda v: "n/a" if v is None else f"{100 * v:.2f} %"  # noqa: E731
     t = Table(title=f"rowmix flow: {model}, {method} {s['ratio']}, A{act_bits}, {s['images']} eval images "

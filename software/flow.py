@@ -27,6 +27,8 @@ class FlowOptions:
     ratio: str | None = None  # None: the default board's ratio from the resource model
     board: str = "icebreaker"
     act_bits: int = 4
+    input_bits: int = 8
+    pool_bits: int = 8
     target: str = "generic"
     simulator: str = "icarus"
     limit: int | None = None  # evaluate the first N images of the eval split (default: all)
@@ -100,11 +102,13 @@ def run_flow(o: FlowOptions) -> dict:
 
     # 1. quantize
     art_dir = out / "artifact"
-    k_art = _key("quantize", info.name, info.weights_sha256, method.name, method.params(), asdict(ratio), o.act_bits)
+    k_art = _key("quantize", info.name, info.weights_sha256, method.name, method.params(), asdict(ratio), o.act_bits,
+                 o.input_bits, o.pool_bits)
     if not stages.fresh("quantize", k_art, art_dir):
         tune = load_dataset(data, "tune", o.data_dir, 1000 if data == "cifar10" else None)
         with progress(f"calibrating on {len(tune)} images", len(tune)) as update:
-            q = quantize(model, info, method, tune.images, tune.mean, tune.std, act_bits=o.act_bits, progress=update)
+            q = quantize(model, info, method, tune.images, tune.mean, tune.std, act_bits=o.act_bits,
+                         input_bits=o.input_bits, pool_bits=o.pool_bits, progress=update)
         write_artifact(q.artifact, art_dir)
         stages.done("quantize", k_art)
     art = read_artifact(art_dir)

@@ -1,9 +1,14 @@
 """Activation formats from calibration data.
 
-Statistics come from the float network; every quantized tensor then gets its format: the signed 8-bit
-network input (range scale, no clipping), A-bit hidden tensors (unsigned after a fused ReLU, signed
-otherwise) with MSE-optimal scales, pooled tensors with a derived scale (at least 8 bits, the input's
-full range onto the output's), and signed 12-bit logits (range scale, one common scale for all rows).
+Statistics come from the float network; every quantized tensor then gets its format: the signed
+network input (8-bit by default; range scale, no clipping), A-bit hidden tensors (unsigned after a
+fused ReLU, signed otherwise) with MSE-optimal scales, pooled tensors with a derived scale (at least
+8 bits by default, the input's full range onto the output's), and signed 12-bit logits (range
+scale, one common scale for all rows).
+
+Why the input and pooled widths are options: an array whose lanes take 4-bit activations (5-bit
+operands, the board arrays) runs a whole network only when every tensor a MAC layer reads fits
+them: a signed 5-bit input ([-15, 15]) and pooled tensors at the hidden width.
 
 Why 12-bit logits: with the 16-bit requant multiplier (relative error <= 2^-16), a 16-bit output
 can miss the real-valued result by up to 0.5 LSB from M0 alone, so golden and fake-quant logits
@@ -25,6 +30,7 @@ from .qnet import QuantNet
 from .scales import activation_scale, range_scale
 
 INPUT_BITS = 8
+POOL_BITS = 8
 LOGIT_BITS = 12
 
 
@@ -71,9 +77,10 @@ def collect(
 
 
 def set_activation_formats(qnet: QuantNet, stats: dict[str, TensorStats], act_bits: int,
-                           scale_of=activation_scale) -> None:
+                           scale_of=activation_scale, *, input_bits: int = INPUT_BITS,
+                           pool_bits: int = POOL_BITS) -> None:
     """`scale_of(samples, bits, signed)` picks hidden tensors' scales (the method's choice)."""
-    qnet.acts["input"].fmt = ActFormat(INPUT_BITS, True, range_scale(stats["input"].max_abs, INPUT_BITS, True))
+    qnet.acts["input"].fmt = ActFormat(input_bits, True, range_scale(stats["input"].max_abs, input_bits, True))
     for node in qnet.nodes:
         q = qnet.act(node.name)
         if q is None:
@@ -83,7 +90,7 @@ def set_activation_formats(qnet: QuantNet, stats: dict[str, TensorStats], act_bi
             q.fmt = ActFormat(LOGIT_BITS, True, range_scale(st.max_abs, LOGIT_BITS, True))
         elif node.kind in ("avgpool", "global_avgpool"):
             src = qnet.tensor_format(node.inputs[0])
-            bits = max(src.bits, 8)
+            bits = max(src.bits, pool_bits)
             probe = ActFormat(bits, src.signed, 1.0)
             q.fmt = ActFormat(bits, src.signed, float(np.float32(src.scale * src.hi / probe.hi)))
         else:

@@ -17,7 +17,7 @@ from ..artifact import Artifact, MacLayer
 from ..errors import RowmixError
 from ..formats import DEFAULT_REQUANT, RequantSpec, negate_values
 from ..models import ModelInfo
-from .calibrate import collect, set_activation_formats
+from .calibrate import INPUT_BITS, POOL_BITS, collect, set_activation_formats
 from .export import export
 from .methods import Calib, Method
 from .qat import TrainConfig, train
@@ -40,6 +40,8 @@ def quantize(
     std: tuple[float, ...],
     *,
     act_bits: int = 8,
+    input_bits: int = INPUT_BITS,
+    pool_bits: int = POOL_BITS,
     requant: RequantSpec = DEFAULT_REQUANT,
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
@@ -51,11 +53,16 @@ def quantize(
 ) -> Quantized:
     if act_bits not in (4, 8):
         raise RowmixError(f"--act-bits must be 4 or 8, got {act_bits}")
+    if not 2 <= input_bits <= 8:
+        raise RowmixError(f"--input-bits must be 2..8, got {input_bits}")
+    if not act_bits <= pool_bits <= 8:
+        raise RowmixError(f"--pool-bits must be {act_bits}..8 (at least the activation bits), got {pool_bits}")
     if len(calib_images) == 0:
         raise RowmixError("no calibration images")
     qnet = QuantNet(model, mean, std)
     stats, shapes = collect(qnet, calib_images, batch_size, progress=progress)
-    set_activation_formats(qnet, stats, act_bits, method.activation_scale)
+    set_activation_formats(qnet, stats, act_bits, method.activation_scale, input_bits=input_bits,
+                           pool_bits=pool_bits)
     calib = Calib(calib_images, calib_labels)
     method.assign(qnet, calib)
     method.init_scales(qnet)
@@ -67,7 +74,8 @@ def quantize(
     method.post(qnet, calib)
     sensitivity = {k.replace("__", "."): m.sensitivity.numpy() for k, m in qnet.macs.items()
                    if not torch.isnan(m.sensitivity).all()}
-    params = {**method.params(), **qnet.notes, "act_bits": act_bits, "calibration_images": int(len(calib_images))}
+    params = {**method.params(), **qnet.notes, "act_bits": act_bits, "input_bits": input_bits,
+              "pool_bits": pool_bits, "calibration_images": int(len(calib_images))}
     if train_config is not None and train_config.epochs > 0:
         params["qat"] = train_config.to_json()
     art = export(
