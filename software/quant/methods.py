@@ -68,9 +68,10 @@ class Calib:
 class Method:
     """The plug-in interface every quantization method implements (DESIGN section 4).
 
-    The pipeline (quant/pipeline.py) calls, in order: `activation_scale` for every activation
-    tensor, `assign` (row formats, optional sensitivity), `init_scales` (row scales), `on_epoch` at
-    the start of each QAT epoch (e.g. reassignment), `post` after training (e.g. BN re-estimation);
+    The pipeline (quant/ptq.py) calls, in order: `activation_scale` for every activation
+    tensor, `assign` (row formats, optional sensitivity), `init_scales` (row scales), `train` (QAT,
+    calling `on_epoch` at the start of each epoch, e.g. reassignment), `post` after training (e.g.
+    BN re-estimation);
     the exporter then writes the artifact. Defaults: MSE-optimal scales, no training hooks."""
 
     name: str = "method"
@@ -116,6 +117,14 @@ class Method:
                 if idx:
                     scales[idx] = self.weight_scales(w[idx], f)
             mac.set_formats(mac.formats, scales)
+
+    def train(self, qnet, teacher, images: np.ndarray, labels: np.ndarray, cfg, calib: Calib | None,
+              progress=None) -> list[dict]:
+        """Training after `init_scales` (only with a TrainConfig of > 0 epochs): QAT by default
+        (quant/qat.py, which calls `on_epoch`); a method with its own training loop overrides it."""
+        from .qat import train
+
+        return train(qnet, teacher, images, labels, cfg, self, calib, progress)
 
     def on_epoch(self, epoch: int, epochs: int, qnet, calib: Calib | None) -> None:
         pass

@@ -20,7 +20,7 @@ from ..models import ModelInfo
 from .calibrate import INPUT_BITS, POOL_BITS, collect, set_activation_formats
 from .export import export
 from .methods import Calib, Method
-from .qat import TrainConfig, train
+from .qat import TrainConfig
 from .qnet import QuantNet
 
 
@@ -70,7 +70,7 @@ def quantize(
     if train_config is not None and train_config.epochs > 0:
         if train_images is None or train_labels is None:
             raise RowmixError("QAT needs training images and labels")
-        history = train(qnet, model, train_images, train_labels, train_config, method, calib, train_progress)
+        history = method.train(qnet, model, train_images, train_labels, train_config, calib, train_progress)
     method.post(qnet, calib)
     sensitivity = {k.replace("__", "."): m.sensitivity.numpy() for k, m in qnet.macs.items()
                    if not torch.isnan(m.sensitivity).all()}

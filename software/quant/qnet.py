@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -56,6 +56,9 @@ class ActQuant(nn.Module):
         self.signed = False
         self.scale = nn.Parameter(torch.ones(()), requires_grad=False)
         self.enabled = True
+        # Share of elements quantized while training (DPQ's random-parameter clipping: the rest pass
+        # through unquantized); evaluation always quantizes every element.
+        self.train_share = 1.0
 
     @property
     def fmt(self) -> ActFormat | None:
@@ -76,6 +79,12 @@ class ActQuant(nn.Module):
             return x
         if not torch.is_grad_enabled():
             return quantize_activation(x, f) * f.scale  # exactly the encoder's values
+        if self.training and self.train_share < 1.0:
+            keep = torch.rand_like(x) < self.train_share
+            return torch.where(keep, self._quantize_train(x, f), x)
+        return self._quantize_train(x, f)
+
+    def _quantize_train(self, x: torch.Tensor, f: ActFormat) -> torch.Tensor:
         if not (self.training and self.scale.requires_grad):
             # clipped STE: saturated activations pass no gradient (as LSQ and PACT do)
             q = quantize_activation(x, f) * f.scale
@@ -115,6 +124,9 @@ class QuantMac(nn.Module):
         self.deploy = False
         self.s_in = 1.0  # scale of the input activations (set by QuantNet for deploy mode)
         self.folded: tuple[torch.Tensor, torch.Tensor] | None = None  # (gain, offset) from an artifact
+        # A method with its own weight parameterization (CSQ's bit planes) trains through this; it
+        # writes plain weights, scales and formats back before export.
+        self.weight_override: Callable[[], torch.Tensor] | None = None
 
     @property
     def rows(self) -> int:
@@ -144,6 +156,8 @@ class QuantMac(nn.Module):
         return v
 
     def quantized_weight(self) -> torch.Tensor:
+        if self.weight_override is not None:
+            return self.weight_override()
         if not self.formats or not self.quantize_weights:
             return self.weight
         w = self.weight.reshape(self.rows, -1)
