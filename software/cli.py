@@ -694,6 +694,37 @@ def bench_accuracy(
     print(f"results: {out / 'accuracy.md'}")
 
 
+@bench_app.command("methods")
+def bench_methods(
+    out: Annotated[Path, typer.Option(help="Directory for methods.{json,md,png}; shares the accuracy benchmark's "
+                                           "per-configuration results, artifacts and checkpoints.")] = Path("runs/bench/accuracy"),
+    data_dir: DataDir = None,
+    configs: Annotated[Optional[str], typer.Option(help="Comma-separated configuration keys (default: every "
+                                                        "method's row, see docs/benchmarks/methods.md).")] = None,
+    rtl_images: Annotated[int, typer.Option(help="Eval images each artifact runs through the RTL.")] = 2,
+    simulator: Annotated[SimulatorChoice, typer.Option(help="verilator (default here: ResNet-20 images) or icarus.")] = SimulatorChoice.verilator,
+    eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N eval images.")] = None,
+    train_limit: Annotated[Optional[int], typer.Option(help="Train on the first N tune images only.")] = None,
+) -> None:
+    """Every front-end method side by side on ResNet-20 / CIFAR-10 (QMSE + USP, RMSMP, ILMPQ, MSQ,
+    Bit-Split, DPQ, CSQ): float / fake-quant / golden accuracy, bits, sparsity, compression, an RTL
+    run per artifact; table, JSON and a plot of accuracy against model size."""
+    from .bench.methods_bench import KEYS, MethodsOptions, run
+
+    keys = tuple(k.strip() for k in configs.split(",") if k.strip()) if configs else KEYS
+    doc = run(MethodsOptions(out=out, data_dir=data_dir, keys=keys, rtl_images=rtl_images, simulator=simulator.value,
+                             eval_limit=eval_limit, train_limit=train_limit))
+    for r in doc["rows"]:
+        err.print(f"{r['label']}: float {100 * r['float']:.2f} %, golden {100 * r['golden']:.2f} %, "
+                  f"{r['average_weight_bits']:.2f} bits, {r['compression']:.2f}x, RTL "
+                  + ("bit-exact" if not r["rtl_mismatches"] else "MISMATCH"))
+    for g in doc["goals"]:
+        err.print(f"{'pass' if g['pass'] else 'FAIL'}  {g['goal']}: {g['measured']}")
+    print(f"results: {out / 'methods.md'}")
+    if any(r["rtl_mismatches"] for r in doc["rows"]):
+        raise typer.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors -> one line on stderr, exit code 2."""
     try:

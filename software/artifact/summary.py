@@ -15,6 +15,7 @@ def layer_summary(layer: MacLayer) -> dict[str, Any]:
     formats = Counter(str(layer.rows.format(r)) for r in range(layer.r))
     packed = sum(int(layer.codes[g].nbytes) for g in GROUPS)
     weight_bits = int(layer.rows.bits.sum()) * layer.k
+    nonzero = np.count_nonzero(layer.values, axis=1)
     return {
         "name": layer.name,
         "op": layer.op,
@@ -30,6 +31,8 @@ def layer_summary(layer: MacLayer) -> dict[str, Any]:
         "act_out_bits": layer.out.bits,
         "weights": layer.r * layer.k,
         "weight_bits": weight_bits,
+        "nonzero_weights": int(nonzero.sum()),
+        "nonzero_weight_bits": int((layer.rows.bits * nonzero).sum()),
         "packed_bytes": packed,
         "macs_per_image": layer.r * layer.k * int(np.prod(layer.out.shape[1:])),
     }
@@ -61,6 +64,11 @@ def summarize(art: Artifact) -> dict[str, Any]:
             "rows": total_rows,
             "weights": weights,
             "average_weight_bits": round(sum(s["weight_bits"] for s in layers) / weights, 4),
+            "sparsity": round(1 - sum(s["nonzero_weights"] for s in layers) / weights, 4),
+            # against float32 weights, as pruning papers count it: bits of the non-zero weights only
+            # (`compression`), or of every weight (`compression_dense`, what the packed codes store)
+            "compression": round(32 * weights / max(1, sum(s["nonzero_weight_bits"] for s in layers)), 2),
+            "compression_dense": round(32 * weights / sum(s["weight_bits"] for s in layers), 2),
             "packed_bytes": sum(s["packed_bytes"] for s in layers),
             "bias_bytes": 4 * total_rows,
             "macs_per_image": sum(s["macs_per_image"] for s in layers),

@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from ..artifact import summarize, write_artifact
 from ..console import err, progress_bars
@@ -36,6 +37,8 @@ class Config:
     ranking: str = "hessian"
     epoch_factor: int = 1  # QAT epochs = factor x --epochs
     epochs: int | None = None  # a fixed QAT budget instead (ResNet-56 is 2.8x slower per epoch)
+    lr: float | None = None  # a learning rate of its own instead of --lr
+    options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of the method
 
 
 CONFIGS = (
@@ -70,7 +73,10 @@ class AccuracyOptions:
 
 def _settings(c: Config, o: AccuracyOptions) -> dict:
     """Everything a cached result depends on."""
-    return {**asdict(c), "epochs": _epochs(c, o), "lr": o.lr, "calib": o.calib,
+    d = asdict(c)
+    if not d["options"]:  # settings of the configurations older than the field stay as they were
+        del d["options"]
+    return {**d, "epochs": _epochs(c, o), "lr": o.lr if c.lr is None else c.lr, "calib": o.calib,
             "eval_limit": o.eval_limit, "train_limit": o.train_limit, "seed": o.seed}
 
 
@@ -81,7 +87,7 @@ def _epochs(c: Config, o: AccuracyOptions) -> int:
 
 
 def _train_config(c: Config, o: AccuracyOptions, checkpoint: Path | None) -> TrainConfig:
-    return TrainConfig(epochs=_epochs(c, o), lr=o.lr, seed=o.seed,
+    return TrainConfig(epochs=_epochs(c, o), lr=o.lr if c.lr is None else c.lr, seed=o.seed,
                        checkpoint=None if checkpoint is None else str(checkpoint))
 
 
@@ -90,6 +96,7 @@ def _run_rowmix(c: Config, o: AccuracyOptions, ev) -> dict:
     calib = load_dataset("cifar10", "tune", o.data_dir, o.calib)
     tune = load_dataset("cifar10", "tune", o.data_dir, o.train_limit)
     options = {"ranking": c.ranking, "seed": o.seed} if c.method in ("rmsmp", "ilmpq", "msq") else {}
+    options.update(dict(c.options))
     method = make_method(c.method, c.bits, c.ratio, **options)
     cfg = _train_config(c, o, o.out / "checkpoints" / f"{c.key}.pt")
     steps = cfg.epochs * (len(tune) // cfg.batch)
@@ -105,6 +112,8 @@ def _run_rowmix(c: Config, o: AccuracyOptions, ev) -> dict:
     return {"float": e.float_accuracy, "fakequant": e.fakequant_accuracy, "golden": e.accuracy,
             "agreement": e.golden_vs_fakequant_agreement, "average_weight_bits": s["totals"]["average_weight_bits"],
             "model_bytes": s["totals"]["packed_bytes"], "row_shares": s["achieved_ratio"], "seconds": seconds,
+            "sparsity": s["totals"]["sparsity"], "compression": s["totals"]["compression"],
+            "compression_dense": s["totals"]["compression_dense"], "params": dict(q.artifact.method["params"]),
             "artifact": str(path), "history": list(q.history)}
 
 
