@@ -110,6 +110,9 @@ class QuantizeOptions:
     reassign_every: int = 0
     seed: int = 0
     usp: bool = True
+    sparsity: float = 0.55
+    target_bits: float = 3.0
+    per_row: bool = False
 
 
 def _quantize_to(out: Path, o: "QuantizeOptions"):
@@ -131,7 +134,13 @@ def _quantize_to(out: Path, o: "QuantizeOptions"):
                        reassign_every=o.reassign_every, seed=o.seed)
     elif o.method == "qmse":
         options = dict(usp=o.usp)
-    act_bits = o.act_bits if o.act_bits is not None else (4 if o.method in ("rmsmp", "ilmpq", "msq") else 8)
+    elif o.method == "bitsplit":
+        options = dict(seed=o.seed)
+    elif o.method == "dpq":
+        options = dict(sparsity=o.sparsity, seed=o.seed)
+    elif o.method == "csq":
+        options = dict(target_bits=o.target_bits, per_row=o.per_row, seed=o.seed)
+    act_bits = o.act_bits if o.act_bits is not None else (4 if o.method in ("rmsmp", "ilmpq", "msq", "csq") else 8)
     m = make_method(o.method, o.bits, _ratio(o.ratio, o.ratio_from, o.board, act_bits), **options)
     data = o.data or MODELS[o.model]
     calib = o.calib if o.calib is not None else (1000 if data == "cifar10" else None)
@@ -165,14 +174,17 @@ def quantize(
     model: Annotated[str, typer.Option(help="Built-in model: digits, resnet20, resnet56.")] = "digits",
     method: Annotated[str, typer.Option(help="fixed, sp2, mixed (variance-ranked rows), rmsmp (Hessian-ranked "
                                               "SP2/FIXED4/FIXED8 rows), ilmpq (FIXED4/FIXED8), msq (SP2/FIXED4), "
-                                              "qmse (MSE-optimal FIXED-b + BN re-estimation).")] = "mixed",
-    bits: Annotated[int, typer.Option(help="Weight bits of methods fixed and qmse (2..8).")] = 8,
+                                              "qmse (MSE-optimal FIXED-b + BN re-estimation), bitsplit (Bit-Split "
+                                              "and stitching PTQ), dpq (pruning + pseudo-mean bits, needs --epochs), "
+                                              "csq (learned bits per layer, needs --epochs).")] = "mixed",
+    bits: Annotated[int, typer.Option(help="Weight bits of methods fixed and qmse (2..8) and bitsplit (3..8; first "
+                                           "and last layers 8).")] = 8,
     ratio: Annotated[str, typer.Option(help="Row shares SP2:FIXED4:FIXED8 in percent (mixed, rmsmp, ilmpq, msq).")] = "65:30:5",
     ratio_from: Annotated[Optional[Path], typer.Option(help="Take the ratio from a resource model "
                                                             "(rowmix bench hardware) for --board.")] = None,
     board: Annotated[Optional[str], typer.Option(help="Board of --ratio-from: icebreaker, ulx3s-85f, pynq-z2.")] = None,
     act_bits: Annotated[Optional[int], typer.Option(help="Activation bits inside the network (4 or 8; default 4 for "
-                                                         "rmsmp / ilmpq / msq, else 8).")] = None,
+                                                         "rmsmp / ilmpq / msq / csq, else 8).")] = None,
     input_bits: InputBits = 8,
     pool_bits: PoolBits = 8,
     data: Annotated[Optional[str], typer.Option(help="Calibration dataset (default: the model's own).")] = None,
@@ -195,6 +207,9 @@ def quantize(
     reassign_every: Annotated[int, typer.Option(help="Reassign rmsmp rows every N QAT epochs (0: never).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the Hessian probes, QAT shuffling and augmentation.")] = 0,
     usp: Annotated[bool, typer.Option(help="qmse: re-estimate batch-norm statistics (USP).")] = True,
+    sparsity: Annotated[float, typer.Option(help="dpq: share of each hidden layer's weights pruned by magnitude.")] = 0.55,
+    target_bits: Annotated[float, typer.Option(help="csq: average weight bits of the result (sign included).")] = 3.0,
+    per_row: Annotated[bool, typer.Option(help="csq: learn bits per row instead of per layer.")] = False,
     json_out: Json = False,
 ) -> None:
     """Quantize a model row by row (post-training or QAT) and export the artifact (manifest.json + weights.npz)."""
@@ -203,7 +218,7 @@ def quantize(
     o = QuantizeOptions(model, data, data_dir, method, bits, ratio, ratio_from, board, act_bits, input_bits,
                         pool_bits, calib, requant,
                         weights, epochs, batch, lr, kd_alpha, checkpoint, ranking, split, hutchinson_samples,
-                        reassign_every, seed, usp)
+                        reassign_every, seed, usp, sparsity, target_bits, per_row)
     path, art = _quantize_to(out, o)
     if path is None:  # a non-zero torchrun rank: rank 0 writes the artifact
         return

@@ -55,6 +55,12 @@ CONFIGS = (
     Config("r56-rmsmp-65-ptq", "ResNet-56 RMSMP 65:30:5 W4A4 (PTQ)", network="resnet56", qat=False),
     Config("r56-rmsmp-65", "ResNet-56 RMSMP 65:30:5 W4A4, 10 epochs", network="resnet56", epochs=10),
     Config("rmsmp-65-long", "RMSMP 65:30:5 W4A4, 2x epochs", epoch_factor=2),
+    Config("bitsplit-w4a8", "Bit-Split W4A8 (PTQ)", method="bitsplit", bits=4, act_bits=8, qat=False),
+    Config("bitsplit-w3a8", "Bit-Split W3A8 (PTQ)", method="bitsplit", bits=3, act_bits=8, qat=False),
+    Config("dpq", "DPQ 55 % pruned, pseudo-mean W4/5 A8, 10 epochs", method="dpq", act_bits=8, epochs=10,
+           options=(("sparsity", 0.55),)),
+    Config("csq", "CSQ per-row gates, 3-bit budget, A4, 40 epochs", method="csq", act_bits=4, epochs=40,
+           options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0))),
 )
 
 
