@@ -253,7 +253,8 @@ def inspect(artifact: Annotated[Path, typer.Argument(help="Artifact directory.")
     tot = s["totals"]
     err.print(f"rows {tot['rows']}, achieved ratio {s['achieved_ratio']}, target {s['target_ratio']}, "
               f"{tot['average_weight_bits']:.3f} weight bits on average, {tot['packed_bytes']} packed bytes, "
-              f"{tot['macs_per_image']} MACs per image")
+              f"{tot['macs_per_image']} MACs per image, {100 * tot['sparsity']:.1f} % zero weights, compression "
+              f"against float32 {tot['compression']:.2f}x (non-zero weights) / {tot['compression_dense']:.2f}x (dense)")
 
 
 @app.command()
