@@ -104,7 +104,7 @@ def _run_rowmix(c: Config, o: AccuracyOptions, ev) -> dict:
     options = {"ranking": c.ranking, "seed": o.seed} if c.method in ("rmsmp", "ilmpq", "msq") else {}
     options.update(dict(c.options))
     method = make_method(c.method, c.bits, c.ratio, **options)
-    cfg = _train_config(c, o, o.out / "checkpoints" / f"{c.key}.pt")
+    cfg = _train_config(c, o, o.out / "checkpoints" / f"{c.key}.pt" if method.resumable else None)
     steps = cfg.epochs * (len(tune) // cfg.batch)
     t0 = time.perf_counter()
     with progress_bars((f"{c.key}: calibrating", len(calib)), (f"{c.key}: QAT {cfg.epochs} epochs", max(steps, 1))) as (cal, qat):

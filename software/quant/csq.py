@@ -279,6 +279,7 @@ class CSQ(Method):
     init: str = "rounded"
     seed: int = 0
     name: str = "csq"
+    resumable = False  # its own training loop keeps no checkpoints
     result: dict = field(default_factory=dict, compare=False, repr=False)  # filled by `post`
 
     def __post_init__(self) -> None:

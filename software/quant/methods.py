@@ -75,6 +75,7 @@ class Method:
     the exporter then writes the artifact. Defaults: MSE-optimal scales, no training hooks."""
 
     name: str = "method"
+    resumable = True  # its training saves and resumes TrainConfig.checkpoint (a class attribute, not a field)
 
     def params(self) -> dict[str, Any]:
         return {}
