@@ -16,13 +16,13 @@ over the first `rpc_ramp` share of the epochs; evaluation always quantizes every
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..artifact.summary import compression
 from ..errors import RowmixError
 from ..formats import RowFormat, Scheme, quantize_values
 from .methods import Calib, Method
@@ -71,27 +71,6 @@ def is_two_power_sum(x: np.ndarray) -> np.ndarray:
     mant = (frac * (1 << 24)).astype(np.int64)  # exact: a float32 significand has 24 bits
     ones = np.vectorize(lambda m: bin(int(m)).count("1"))(mant) if mant.size else mant
     return (x > 0) & (ones <= 2)
-
-
-def compression(layers: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """Compression against float32 from (integer values [R, K], row bits [R]) per layer, as pruning
-    papers count it [I]: 32 N_total / sum_rows(b_r nnz_r), nnz = non-zero values (kept weights that
-    round to zero need no storage either). `ratio_with_bitmap` adds the sparse index a real format
-    needs, as a 1-bit-per-weight map (N_total bits)."""
-    n_total = stored = nnz = 0
-    for values, bits in layers:
-        v = np.asarray(values).reshape(len(bits), -1)
-        row_nnz = (v != 0).sum(axis=1)
-        n_total += v.size
-        nnz += int(row_nnz.sum())
-        stored += int((np.asarray(bits, np.int64) * row_nnz).sum())
-    return {"ratio": 32 * n_total / max(1, stored), "ratio_with_bitmap": 32 * n_total / (stored + n_total),
-            "avg_bits": stored / max(1, nnz), "zero_share": 1 - nnz / max(1, n_total), "weights": n_total}
-
-
-def artifact_compression(art) -> dict[str, float]:
-    """`compression` of an exported artifact (rowmix.artifact.Artifact)."""
-    return compression((layer.values, layer.rows.bits) for layer in art.mac_layers)
 
 
 @dataclass(frozen=True)

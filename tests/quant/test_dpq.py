@@ -15,7 +15,8 @@ from rowmix.artifact.summary import summarize
 from rowmix.evaluate import torch_predictions
 from rowmix.formats import FIXED4, quantize_values
 from rowmix.quant import TrainConfig, fakequant_from_artifact, quantize
-from rowmix.quant.dpq import (DPQ, artifact_compression, compression, is_two_power_sum, pseudo_mean_bits,
+from rowmix.artifact.summary import compression
+from rowmix.quant.dpq import (DPQ, is_two_power_sum, pseudo_mean_bits,
                               snapped_scales)
 from rowmix.quant.scales import weight_scales
 
@@ -145,7 +146,7 @@ def test_compression_by_hand():
 
 def test_artifact_compression_matches_the_trained_network(run):
     method, q = run
-    c = artifact_compression(q.artifact)
+    c = compression((layer.values, layer.rows.bits) for layer in q.artifact.mac_layers)
     n_total = sum(m.numel() for m in method.masks.values())
     stored = sum(int((q.qnet.mac(n).weight_values() != 0).sum()) * q.qnet.mac(n).formats[0].bits for n in method.masks)
     assert c["weights"] == n_total
