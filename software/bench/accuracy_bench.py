@@ -61,6 +61,8 @@ CONFIGS = (
            options=(("sparsity", 0.55),)),
     Config("csq", "CSQ per-row gates, 3-bit budget, A4, 40 epochs", method="csq", act_bits=4, epochs=40,
            options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0))),
+    Config("csq-80", "CSQ per-row gates, 3-bit budget, A4, 80 epochs", method="csq", act_bits=4, epochs=80,
+           options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0))),
 )
 
 
