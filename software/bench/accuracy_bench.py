@@ -84,8 +84,9 @@ def _settings(c: Config, o: AccuracyOptions) -> dict:
     d = asdict(c)
     if not d["options"]:  # settings of the configurations older than the field stay as they were
         del d["options"]
-    return {**d, "epochs": _epochs(c, o), "lr": o.lr if c.lr is None else c.lr, "calib": o.calib,
-            "eval_limit": o.eval_limit, "train_limit": o.train_limit, "seed": o.seed}
+    settings = {**d, "epochs": _epochs(c, o), "lr": o.lr if c.lr is None else c.lr, "calib": o.calib,
+                "eval_limit": o.eval_limit, "train_limit": o.train_limit, "seed": o.seed}
+    return json.loads(json.dumps(settings))  # as the cache file holds them (tuples become lists)
 
 
 def _epochs(c: Config, o: AccuracyOptions) -> int:

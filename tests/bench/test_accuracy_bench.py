@@ -38,3 +38,14 @@ def test_goal_bookkeeping():
 def test_unknown_config(tmp_path):
     with pytest.raises(RowmixError, match="unknown configuration"):
         run(AccuracyOptions(out=tmp_path, configs=("nope",)))
+
+
+def test_settings_compare_equal_after_the_cache_round_trip():
+    """A configuration with method options must be served from its cache file (tuples become lists
+    in JSON: the comparison is on the JSON form)."""
+    from rowmix.bench.accuracy_bench import CONFIGS, _settings
+
+    o = AccuracyOptions()
+    for c in CONFIGS:
+        assert json.loads(json.dumps(_settings(c, o))) == _settings(c, o), c.key
+    assert any(c.options for c in CONFIGS)
