@@ -248,12 +248,29 @@ def _plot(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def run(o: AccuracyOptions) -> dict:
+def configs_named(keys: tuple[str, ...]) -> list[Config]:
+    """The configurations of `keys` in that order (all of them when empty); a clear error on an unknown key."""
     known = {c.key: c for c in CONFIGS}
-    unknown = [k for k in o.configs if k not in known]
+    unknown = [k for k in keys if k not in known]
     if unknown:
         raise RowmixError(f"unknown configuration(s) {', '.join(unknown)} (known: {', '.join(known)})")
-    chosen = [known[k] for k in o.configs] if o.configs else list(CONFIGS)
+    return [known[k] for k in keys] if keys else list(CONFIGS)
+
+
+def write_record(out: Path, stem: str, doc: dict, markdown: str, plot) -> None:
+    """OUT/stem.{json,md,png}, each written to a temporary name and renamed (never half-written)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in ((f"{stem}.json", json.dumps(doc, indent=1) + "\n"), (f"{stem}.md", markdown)):
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(out / name)
+    tmp = out / f".{stem}.png.tmp.png"
+    plot(tmp)
+    tmp.replace(out / f"{stem}.png")
+
+
+def run(o: AccuracyOptions) -> dict:
+    chosen = configs_named(o.configs)
     ev = load_dataset("cifar10", "eval", o.data_dir, o.eval_limit)
     results = [run_config(c, o, ev) for c in chosen]  # in the order asked for (resume what matters first)
     order = {c.key: i for i, c in enumerate(CONFIGS)}
@@ -261,12 +278,5 @@ def run(o: AccuracyOptions) -> dict:
     gl = goals({r["key"]: r for r in results})
     doc = {"images": len(ev), "options": {**asdict(o), "out": str(o.out), "data_dir": None if o.data_dir is None else str(o.data_dir)},
            "results": results, "goals": gl}
-    o.out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("accuracy.json", json.dumps(doc, indent=1) + "\n"), ("accuracy.md", _markdown(results, gl, o, len(ev)))):
-        tmp = o.out / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(o.out / name)
-    tmp = o.out / ".accuracy.png.tmp.png"
-    _plot(results, tmp)
-    tmp.replace(o.out / "accuracy.png")
+    write_record(o.out, "accuracy", doc, _markdown(results, gl, o, len(ev)), lambda path: _plot(results, path))
     return doc

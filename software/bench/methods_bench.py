@@ -18,8 +18,7 @@ from pathlib import Path
 from ..artifact import read_artifact, summarize
 from ..console import err
 from ..data import load_dataset
-from ..errors import RowmixError
-from .accuracy_bench import CONFIGS, AccuracyOptions, run_config
+from .accuracy_bench import AccuracyOptions, configs_named, run_config, write_record
 
 # The table's rows, in order: the first front end's methods, then the other seed methods.
 KEYS = ("qmse-w8a8", "rmsmp-65", "ilmpq", "msq", "bitsplit-w4a8", "bitsplit-w3a8", "dpq", "csq", "csq-80")
@@ -166,27 +165,17 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 
 def run(o: MethodsOptions) -> dict:
-    known = {c.key: c for c in CONFIGS}
-    unknown = [k for k in o.keys if k not in known]
-    if unknown:
-        raise RowmixError(f"unknown configuration(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    chosen = configs_named(o.keys or KEYS)
     t0 = time.perf_counter()
     acc = AccuracyOptions(out=o.out, data_dir=o.data_dir, eval_limit=o.eval_limit, train_limit=o.train_limit)
     ev = load_dataset("cifar10", "eval", o.data_dir, o.eval_limit)
     rows = []
-    for key in o.keys:
-        result = run_config(known[key], acc, ev)
-        rows.append(_row(result, _rtl_check(key, Path(result["artifact"]), o, ev)))
+    for c in chosen:
+        result = run_config(c, acc, ev)
+        rows.append(_row(result, _rtl_check(c.key, Path(result["artifact"]), o, ev)))
     gl = goals({r["key"]: r for r in rows})
     doc = {"images": len(ev), "options": {**asdict(o), "out": str(o.out),
                                           "data_dir": None if o.data_dir is None else str(o.data_dir)},
            "rows": rows, "goals": gl, "seconds": time.perf_counter() - t0}
-    o.out.mkdir(parents=True, exist_ok=True)
-    for name, text in (("methods.json", json.dumps(doc, indent=1) + "\n"), ("methods.md", _markdown(rows, gl, len(ev)))):
-        tmp = o.out / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(o.out / name)
-    tmp = o.out / ".methods.png.tmp.png"
-    _plot(rows, tmp)
-    tmp.replace(o.out / "methods.png")
+    write_record(o.out, "methods", doc, _markdown(rows, gl, len(ev)), lambda path: _plot(rows, path))
     return doc
