@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import RowmixError
 from ..hardware.config import ArrayConfig
+from ..hardware.datapath import KEEP_REPLICAS
 from .platforms import BoardSpec, BoardTop, board_spec
 from .staging import staged_build, write_build_record
 
@@ -62,6 +63,20 @@ def source_version() -> str:
     return f"{__version__} {rev}".strip()
 
 
+def generator_digest() -> str:
+    """A digest of the sources that decide the netlist (rowmix.hardware, rowmix.boards): a benchmark
+    reuses a finished build only if the generator that made it is the one it would run now."""
+    import hashlib
+
+    pkg = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for sub in ("hardware", "boards"):
+        for f in sorted((pkg / sub).rglob("*")):
+            if f.is_file() and f.suffix in (".py", ".json", ".j2") and "__pycache__" not in f.parts:
+                h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _ffs(stat: dict) -> int:
     cells = stat.get("design", stat).get("num_cells_by_type", {})
     return sum(n for c, n in cells.items() if "DFF" in c or c == "TRELLIS_FF")
@@ -93,7 +108,8 @@ def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions) -> dict[str,
         top = BoardTop(spec, cfg, o.baud, o.freq_hz)
         platform = spec.platform()
         overrides = {
-            "script_after_read": "proc\nopt_clean -purge",  # Amaranth alias wires trip ABC9 (see hardware/resources.py)
+            # Amaranth alias wires trip ABC9 (see hardware/resources.py); replicated registers stay apart
+            "script_after_read": f"proc\n{KEEP_REPLICAS}\nopt_clean -purge",
             # no `-dsp` on iCE40: it re-maps the dual 8x8 SB_MAC16 lanes into 16x16 mode with the clock
             # tied off (notes/hardware.md 2); the requant unit instantiates its SB_MAC16s itself
             "script_after_synth": "tee -q -o stat.json stat -json",
@@ -130,7 +146,8 @@ def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions) -> dict[str,
             "macs_per_cycle": cfg.macs_per_cycle,
             "peak_macs_per_s": cfg.macs_per_cycle * top.freq_hz,
             "peak_macs_per_s_at_fmax": cfg.macs_per_cycle * fmax * 1e6,
-            "array": cfg.to_json(), "seed": o.seed, "rowmix": source_version(), **parsed,
+            "array": cfg.to_json(), "seed": o.seed, "rowmix": source_version(), "generator": generator_digest(),
+            **parsed,
             "seconds": round(time.perf_counter() - t0, 1),
         }
         for f in (bitstream, b / "report.json", b / f"{TOP}.tim", b / f"{TOP}.rpt"):

@@ -61,6 +61,8 @@ class ArrayConfig:
     out_bits: int = 16
     shared_requant: bool = False  # one requant unit drains every group in turn (small devices: saves a
     # unit per group; a tile slot then needs the sum of the groups' row lanes, not their maximum)
+    act_fanout: int = 0  # rows per copy of the activation registers of late LUT lanes (0: one copy
+    # per group); large ECP5 arrays replicate them so the broadcast is not the critical net
 
     @property
     def drain_rows(self) -> int:
@@ -94,6 +96,8 @@ class ArrayConfig:
             problems.append(f"act_bits must be 4 or 8, got {self.act_bits}")
         if self.max_k % self.t_k or self.max_k < self.t_k:
             problems.append(f"max_k ({self.max_k}) must be a positive multiple of t_k ({self.t_k})")
+        if self.act_fanout < 0:
+            problems.append(f"act_fanout must be >= 0, got {self.act_fanout}")
         if not 16 <= self.acc_bits <= 32:
             problems.append(f"acc_bits must be 16..32, got {self.acc_bits}")
         if problems:
@@ -117,6 +121,8 @@ class ArrayConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
+        if not self.act_fanout:  # older configurations (and their cached builds) stay as they were
+            del d["act_fanout"]
         d["groups"] = {g: {k: x for k, x in asdict(v).items() if k in ("rows", "kind") or x}
                        for g, v in self.groups.items()}
         return d

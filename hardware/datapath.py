@@ -6,6 +6,15 @@ a tree with one register per level, and accumulates; on the last step of a tile 
 captured into hold registers that the requantization drain reads while the next tile accumulates.
 Every group of the engine has the same latency (`tree_levels` is shared), so groups run in
 lockstep on one activation stream.
+
+Only the tags (valid, first, last, captured) are reset: every data register (operands, products,
+tree sums, accumulators, hold registers) is `reset_less`, because the tags already say what counts,
+and a reset wired to thousands of data flip-flops was the ECP5 DSP-only baseline's critical net.
+Lanes that take their operands late (LUT lanes beside two-stage DSP lanes) read one copy of the
+late activation registers per `act_fanout` rows instead of one per group: those registers fed 41
+SP2 rows across the ECP5-85F die, and their routing was 18.7 of the full array's 20.9 ns critical
+path. Yosys would merge identical registers back into one; `KEEP_REPLICAS` is the synthesis script
+line that stops it (a `keep` on the wire does not).
 """
 
 from __future__ import annotations
@@ -18,6 +27,15 @@ from amaranth.lib.wiring import In, Out
 from . import dsp, lanes
 from .config import CODE_BITS, GroupConfig
 
+REPLICA = "act_copy"  # name stem of the replicated activation registers
+# Keep the flip-flops that drive the replicas: opt_merge folds identical cells unless the cell
+# itself carries `keep` (run after `proc`, before anything merges).
+KEEP_REPLICAS = f"setattr -set keep 1 w:*{REPLICA}* %ci1 c:* %i"
+
+
+def data_reg(shape, name: str | None = None) -> Signal:
+    """A data-path register: never reset (the tags say what counts)."""
+    return Signal(shape, name=name, reset_less=True)
 
 
 def tree_inputs(kind: str, t_k: int) -> int:
@@ -39,8 +57,9 @@ def tree_levels(n_inputs: int) -> int:
 
 class GroupDatapath(wiring.Component):
     def __init__(self, group: str, cfg: GroupConfig, t_k: int, act_width: int, acc_bits: int, target: str,
-                 levels: int, stages: int = 1) -> None:
+                 levels: int, stages: int = 1, act_fanout: int = 0) -> None:
         self.group, self.cfg, self.t_k, self.act_width = group, cfg, t_k, act_width
+        self.act_fanout = act_fanout  # rows per copy of the late activation registers (0: one per group)
         self.acc_bits, self.target, self.levels, self.stages = acc_bits, target, levels, stages
         if stages < group_stages(cfg, target):
             raise ValueError(f"{stages} product stages are fewer than the {cfg.kinds} lanes need")
@@ -75,20 +94,22 @@ class GroupDatapath(wiring.Component):
         # delivers its product in the same cycle (the groups run in lockstep).
         def delayed(v, n: int, name: str):
             for i in range(n):
-                reg = Signal(v.shape(), name=f"{name}_late{i + 1}")
+                reg = data_reg(v.shape(), name=f"{name}_late{i + 1}")
                 m.d.sync += reg.eq(v)
                 v = reg
             return v
 
-        act_cache: dict[int, list] = {}
+        act_cache: dict[tuple[int, int], list] = {}
 
-        def acts_at(n: int) -> list:
-            if n not in act_cache:
-                act_cache[n] = [delayed(a, n, f"act{j}") for j, a in enumerate(acts)]
-            return act_cache[n]
+        def acts_at(n: int, r: int) -> list:
+            copy = r // self.act_fanout if self.act_fanout and n else 0
+            if (n, copy) not in act_cache:
+                stem = f"{REPLICA}{copy}_" if self.act_fanout and n else "act"
+                act_cache[n, copy] = [delayed(a, n, f"{stem}{j}") for j, a in enumerate(acts)]
+            return act_cache[n, copy]
 
         def operands(r: int, n: int) -> tuple[list, list]:
-            return [delayed(self._code(r, j), n, f"code{r}_{j}") for j in range(t_k)], acts_at(n)
+            return [delayed(self._code(r, j), n, f"code{r}_{j}") for j in range(t_k)], acts_at(n, r)
 
         # Stage P: registered terms per row, with their (folded) negation bits.
         row_terms: list[list] = [[] for _ in range(rows)]
@@ -100,11 +121,11 @@ class GroupDatapath(wiring.Component):
             codes, a_late = operands(r, self.stages - dsp.stages(kind, self.target))
             for j in range(t_k):
                 for term, neg in build(m, codes[j], a_late[j]):
-                    reg = Signal(signed(len(term)))  # the one's complement keeps the width
+                    reg = data_reg(signed(len(term)))  # the one's complement keeps the width
                     m.d.sync += reg.eq(lanes.folded(term, neg))
                     row_terms[r].append(reg)
                     if not (isinstance(neg, Const) and neg.value == 0):
-                        neg_reg = Signal()
+                        neg_reg = data_reg(1)
                         m.d.sync += neg_reg.eq(neg)
                         row_negs[r].append(neg_reg)
         if n_dsp:  # DSP: pairs of rows share a multiplier (FIXED4 packed; iCE40 dual 8x8), or one each
@@ -139,12 +160,12 @@ class GroupDatapath(wiring.Component):
                     expr = level[i] + level[i + 1] if i + 1 < len(level) else level[i]
                     if i + 1 < len(level) and carries:
                         expr = expr + carries.pop()
-                    s = Signal(expr.shape())
+                    s = data_reg(expr.shape())
                     m.d.sync += s.eq(expr)
                     nxt.append(s)
                 delayed = []
                 for c in carries:
-                    d = Signal()
+                    d = data_reg(1)
                     m.d.sync += d.eq(c)
                     delayed.append(d)
                 level, carries = nxt, delayed
@@ -161,7 +182,8 @@ class GroupDatapath(wiring.Component):
 
         m.d.sync += self.captured.eq(valid & last)
         for r in range(rows):
-            acc = Signal(signed(self.acc_bits))
+            acc, hold = data_reg(signed(self.acc_bits), f"acc{r}"), data_reg(signed(self.acc_bits), f"hold{r}")
+            m.d.comb += self.hold[r].eq(hold)
             total = sums[r]
             for c in carries_left[r]:  # at most one is left: the accumulator's carry-in
                 total = total + c
@@ -169,5 +191,5 @@ class GroupDatapath(wiring.Component):
             with m.If(valid):
                 m.d.sync += acc.eq(nxt)
                 with m.If(last):
-                    m.d.sync += self.hold[r].eq(nxt)
+                    m.d.sync += hold.eq(nxt)
         return m

@@ -1,4 +1,5 @@
-"""DSP multipliers for FIXED rows, per target, all with one registered output stage.
+"""DSP multipliers for FIXED rows, per target, all with one registered output stage (data
+registers: never reset, see hardware/datapath.py).
 
 FIXED-4 rows are processed two at a time: both rows multiply the same activation, so one
 multiplier computes `(w1 << S + w2) * a = (w1 a) << S + w2 a` and the two products are unpacked
@@ -70,9 +71,10 @@ def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> 
     pw = len(a) + code_bits
     hi, lo = Signal(signed(pw)), Signal(signed(pw))
     check_pack_bound(code_bits, len(a))
-    op, a_r = Signal(signed(PACK_SHIFT + code_bits + 1)), Signal.like(a)  # stage 1: the packed operand
+    op = Signal(signed(PACK_SHIFT + code_bits + 1), reset_less=True)  # stage 1: the packed operand
+    a_r = Signal.like(a, reset_less=True)
     m.d.sync += [op.eq(packed_operand(w_hi, w_lo)), a_r.eq(a)]
-    p = Signal(signed(len(a) + PACK_SHIFT + code_bits + 1))
+    p = Signal(signed(len(a) + PACK_SHIFT + code_bits + 1), reset_less=True)
     m.d.sync += p.eq(op * a_r)  # stage 2: the product (the multiplier sees registers only)
     m.d.comb += [lo.eq(p[:PACK_SHIFT].as_signed()), hi.eq((p >> PACK_SHIFT) + p[PACK_SHIFT - 1])]
     return hi, lo
@@ -81,9 +83,9 @@ def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> 
 def product(m: Module, w: Value, a: Value) -> Value:
     """The product `w * a` of one row off iCE40 (FIXED-8), two stages like `pair_product`: Yosys
     maps it to MULT18X18D on ECP5 and DSP48E1 on Xilinx."""
-    w_r, a_r = Signal(signed(len(w))), Signal.like(a)
+    w_r, a_r = Signal(signed(len(w)), reset_less=True), Signal.like(a, reset_less=True)
     m.d.sync += [w_r.eq(w.as_signed()), a_r.eq(a)]
-    p = Signal(signed(len(a) + len(w)))
+    p = Signal(signed(len(a) + len(w)), reset_less=True)
     m.d.sync += p.eq(w_r * a_r)
     return p
 

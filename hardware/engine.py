@@ -138,7 +138,8 @@ class LayerEngine(wiring.Component):
                 tab = Memory(shape=layout, depth=max_tiles[g] * rows[g], init=[])
                 m.submodules[f"rows_{g}"] = tab
                 table_w[g], table_r[g] = tab.write_port(), tab.read_port()
-            dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels, shared_stages(cfg))
+            dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels, shared_stages(cfg),
+                               cfg.act_fanout)
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
         out_w, out_r = {}, {}
         for g in groups[:1] if shared else groups:  # one output memory per drain; the channel map
@@ -344,14 +345,15 @@ class LayerEngine(wiring.Component):
         f_tag, l_tag = Signal(), Signal()
         m.d.sync += [f_tag.eq(i_slot == 0), l_tag.eq(step_last)]
         # the read register: memory outputs and their tags, registered once more
-        act_q = Signal.like(act_r.data)
+        act_q = Signal.like(act_r.data, reset_less=True)
         m.d.sync += act_q.eq(act_r.data)
         f_q, l_q = Signal(), Signal()
         m.d.sync += [f_q.eq(f_tag), l_q.eq(l_tag)]
         for g in groups:
             m.d.comb += code_r[g].addr.eq(base[g] + i_slot)
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
-            codes_q, v_q = Signal.like(code_r[g].data, name=f"codes_q_{g}"), Signal(name=f"valid_q_{g}")
+            codes_q = Signal.like(code_r[g].data, name=f"codes_q_{g}", reset_less=True)
+            v_q = Signal(name=f"valid_q_{g}")
             m.d.sync += [codes_q.eq(code_r[g].data), v_q.eq(v_tag[g])]
             dp = datapaths[g]
             m.d.comb += [dp.act.eq(act_q), dp.codes.eq(codes_q), dp.valid.eq(v_q), dp.first.eq(f_q), dp.last.eq(l_q)]

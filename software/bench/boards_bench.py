@@ -2,7 +2,8 @@
 baselines, built with the same generator and the same open tools, side by side.
 
 Each build runs in its own process and directory (`OUT/<board>-<design>-seed<N>`); a build whose
-build.json matches the requested array, clock and seed is reused, so an interrupted run resumes.
+build.json matches the requested array, clock and seed and was made by the same generator sources
+(`generator_digest`) is reused, so an interrupted run resumes and a changed generator rebuilds.
 nextpnr's Fmax moves by 10-20 % between placement seeds on a full device, so every design is
 built with the same seeds and its best seed is reported (all seeds are in the JSON).
 Throughput is what the device does per second: MACs per cycle x nextpnr's Fmax. The ratios of the
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..boards.arrays import DESIGNS, PLANS, board_array, board_ratio
+from ..boards.build import generator_digest
 from ..errors import RowmixError
 
 CLOCK_MHZ = {"icebreaker": 50.0, "ulx3s-85f": 125.0}  # the PLL target: each board's Fmax goal
@@ -71,7 +73,7 @@ def _cached(path: Path, board: str, design: str, seed: int) -> dict[str, Any] | 
         return None
     r = json.loads(f.read_text())
     same = r.get("array") == board_array(board, design).to_json() and r.get("seed") == seed and \
-        abs(r.get("clock_mhz", 0) - CLOCK_MHZ[board]) < 2.0
+        abs(r.get("clock_mhz", 0) - CLOCK_MHZ[board]) < 2.0 and r.get("generator") == generator_digest()
     return r if same else None
 
 

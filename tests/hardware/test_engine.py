@@ -57,6 +57,8 @@ CASES = {
     "4-bit lanes (act_bits 4)": (dict(act_bits=4), dict(c=3, r=10, hw=(3, 3))),
     "wide groups, one tile": (dict(sp2=4, f4=4, f8=2, t_k=8), dict(c=3, r=10, hw=(3, 3))),
     "one requant unit shared by the groups": (dict(shared_requant=True), dict(c=3, r=11, hw=(3, 4))),
+    "activation registers replicated per row (act_fanout 1)": (dict(act_fanout=1, f8_kind="mul"), dict(c=3, r=11, hw=(3, 3))),
+    "replicas per 2 rows, Booth": (dict(sp2=5, f4_kind="booth", act_fanout=2, t_k=2), dict(c=2, r=13, hw=(3, 3))),
     "shared requant, signed 8-bit in": (dict(shared_requant=True, f8=2),
                                         dict(c=2, r=9, in_bits=8, in_signed=True, out_bits=8, out_signed=True, hw=(3, 3))),
 }
