@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from . import dsp, lanes
 from .config import CODE_BITS, GroupConfig
 
-REPLICA = "act_copy"  # name stem of the replicated activation registers
+REPLICA = "replica"  # name stem of replicated registers (activations here, read addresses in the engine)
 # Keep the flip-flops that drive the replicas: opt_merge folds identical cells unless the cell
 # itself carries `keep` (run after `proc`, before anything merges).
 KEEP_REPLICAS = f"setattr -set keep 1 w:*{REPLICA}* %ci1 c:* %i"
@@ -104,7 +104,7 @@ class GroupDatapath(wiring.Component):
         def acts_at(n: int, r: int) -> list:
             copy = r // self.act_fanout if self.act_fanout and n else 0
             if (n, copy) not in act_cache:
-                stem = f"{REPLICA}{copy}_" if self.act_fanout and n else "act"
+                stem = f"{REPLICA}_act{copy}_" if self.act_fanout and n else "act"
                 act_cache[n, copy] = [delayed(a, n, f"{stem}{j}") for j, a in enumerate(acts)]
             return act_cache[n, copy]
 

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from ..formats import GROUPS
 from . import requant as rq
 from .config import CODE_BITS, ArrayConfig
-from .datapath import GroupDatapath, group_stages, group_tree_levels
+from .datapath import REPLICA, GroupDatapath, group_stages, group_tree_levels
 
 MAGIC = 0x524D5801  # "RMX", protocol version 1
 HEADER_WORDS = 8
@@ -114,7 +114,7 @@ class LayerEngine(wiring.Component):
         # ---- memories --------------------------------------------------------------------------
         m.submodules.act_mem = act_mem = Memory(shape=t_k * aw, depth=2 * steps_max, init=[])
         act_w, act_r = act_mem.write_port(), act_mem.read_port()
-        code_mem, code_w, code_r, table_w, table_r, datapaths = {}, {}, {}, {}, {}, {}
+        code_w, code_r, table_w, table_r, datapaths = {}, {}, {}, {}, {}
         levels = shared_levels(cfg)
         # With one shared requant unit the drain reads one row entry per cycle and writes one output
         # per cycle, so one row table (groups at offsets `tbase`) and one output memory serve every
@@ -127,11 +127,13 @@ class LayerEngine(wiring.Component):
         if shared and groups:
             m.submodules.rows = tab = Memory(shape=layout, depth=depth, init=[])
             tab_ports = tab.write_port(), tab.read_port()
-        for g in groups:
-            slice_bits = t_k * CODE_BITS[g]
-            mem = Memory(shape=rows[g] * slice_bits, depth=max_tiles[g] * steps_max, init=[])
-            m.submodules[f"codes_{g}"] = mem
-            code_w[g], code_r[g] = mem.write_port(granularity=slice_bits), mem.read_port()
+        for g in groups:  # one code memory per row lane, beside its lanes, read at its own address copy
+            ports = []
+            for r in range(rows[g]):
+                mem = Memory(shape=t_k * CODE_BITS[g], depth=max_tiles[g] * steps_max, init=[])
+                m.submodules[f"codes_{g}_{r}"] = mem
+                ports.append((mem.write_port(), mem.read_port()))
+            code_w[g], code_r[g] = (list(p) for p in zip(*ports))
             if shared:
                 table_w[g], table_r[g] = tab_ports
             else:
@@ -266,11 +268,9 @@ class LayerEngine(wiring.Component):
                                 m.d.sync += c_addr.eq(c_addr + 1)
                             else:
                                 slice_bits = t_k * CODE_BITS[g]
-                                m.d.comb += [
-                                    code_w[g].addr.eq(c_addr),
-                                    code_w[g].data.eq(full[:slice_bits].replicate(rows[g])),
-                                    code_w[g].en.eq(1 << c_lane),
-                                ]
+                                for r, port in enumerate(code_w[g]):
+                                    m.d.comb += [port.addr.eq(c_addr), port.data.eq(full[:slice_bits]),
+                                                 port.en.eq(c_lane == r)]
                                 end_of_tile = last_lane & f_last_step
                                 with m.If(last_lane):
                                     m.d.sync += [c_lane.eq(0), c_step.eq(c_step + 1), c_addr.eq(c_addr + 1)]
@@ -317,29 +317,44 @@ class LayerEngine(wiring.Component):
         start = configured & act_full.bit_select(i_bank, 1) & ~out_busy.bit_select(i_obank, 1)
         issue = Signal()  # a step is issued this cycle
         step_last = i_slot == S_m1
+        # Read addresses live in registers that make the same moves as the counters they are the sum
+        # of (bank * steps_max + i_slot, base + i_slot), so no adder sits before the block RAMs, and
+        # every row's code memory has its own copy (kept apart in synthesis): one address net to every
+        # code block RAM of the ECP5 array was its critical path (12 of 18 ns routing).
+        a_addr = Signal.like(act_r.addr, name="act_addr", reset_less=True)
+        rd_addr = {g: [Signal.like(port.addr, name=f"{REPLICA}_addr_{g}_{r}", reset_less=True)
+                       for r, port in enumerate(code_r[g])] for g in groups}
+        all_rd = [a for g in groups for a in rd_addr[g]]
+        bank_base = lambda bank: Mux(bank, steps_max, 0)  # noqa: E731
         with m.If(~issuing):
             with m.If(start):
                 m.d.sync += [issuing.eq(1), i_tile.eq(0), i_slot.eq(0), out_busy.bit_select(i_obank, 1).eq(1)]
                 m.d.sync += [base[g].eq(0) for g in groups]
+                m.d.sync += [a_addr.eq(bank_base(i_bank))] + [a.eq(0) for a in all_rd]
         with m.Else():
             m.d.comb += issue.eq(i_slot < S)
             m.d.sync += i_slot.eq(i_slot + 1)
+            m.d.sync += [a.eq(a + 1) for a in [a_addr] + all_rd]
             with m.If(i_slot == P_m1):
                 m.d.sync += [i_slot.eq(0), i_tile.eq(i_tile + 1)]
                 m.d.sync += [base[g].eq(base[g] + S) for g in groups]
+                m.d.sync += [a.eq(base[g] + S) for g in groups for a in rd_addr[g]]
+                m.d.sync += a_addr.eq(bank_base(i_bank))
                 with m.If(i_tile == T_m1):  # pixel issued: free its activations, next pixel
                     nxt_obank = (i_obank + 1)[: len(i_obank)]
                     m.d.sync += [act_full.bit_select(i_bank, 1).eq(0), i_bank.eq(~i_bank), i_obank.eq(nxt_obank)]
+                    m.d.sync += a_addr.eq(bank_base(~i_bank))
                     nxt_ok = configured & act_full.bit_select(~i_bank, 1) & ~out_busy.bit_select(nxt_obank, 1)
                     with m.If(nxt_ok):
                         m.d.sync += [i_tile.eq(0), out_busy.bit_select(nxt_obank, 1).eq(1)]
                         m.d.sync += [base[g].eq(0) for g in groups]
+                        m.d.sync += [a.eq(0) for a in all_rd]
                     with m.Else():
                         m.d.sync += issuing.eq(0)
         # The memories read every cycle (a gated read enable fans out to every block RAM of a wide code
         # memory and set the ECP5's Fmax); while the engine waits the address holds, so idle lanes see
         # unchanged operands, and `valid` tags what counts.
-        m.d.comb += act_r.addr.eq(i_bank * steps_max + i_slot)
+        m.d.comb += act_r.addr.eq(a_addr)
         # tags one cycle later, aligned with the memory outputs
         v_tag = {g: Signal(name=f"valid_{g}") for g in groups}
         f_tag, l_tag = Signal(), Signal()
@@ -350,11 +365,11 @@ class LayerEngine(wiring.Component):
         f_q, l_q = Signal(), Signal()
         m.d.sync += [f_q.eq(f_tag), l_q.eq(l_tag)]
         for g in groups:
-            m.d.comb += code_r[g].addr.eq(base[g] + i_slot)
+            m.d.comb += [port.addr.eq(a) for port, a in zip(code_r[g], rd_addr[g])]
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
-            codes_q = Signal.like(code_r[g].data, name=f"codes_q_{g}", reset_less=True)
+            codes_q = Signal(len(datapaths[g].codes), name=f"codes_q_{g}", reset_less=True)
             v_q = Signal(name=f"valid_q_{g}")
-            m.d.sync += [codes_q.eq(code_r[g].data), v_q.eq(v_tag[g])]
+            m.d.sync += [codes_q.eq(Cat(*(port.data for port in code_r[g]))), v_q.eq(v_tag[g])]
             dp = datapaths[g]
             m.d.comb += [dp.act.eq(act_q), dp.codes.eq(codes_q), dp.valid.eq(v_q), dp.first.eq(f_q), dp.last.eq(l_q)]
 
