@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from . import dsp, lanes
 from .config import CODE_BITS, GroupConfig
 
-REPLICA = "replica"  # name stem of replicated registers (activations here, read addresses in the engine)
+REPLICA = dsp.REPLICA  # name stem of replicated registers (activations, DSP operands, read addresses)
 # Keep the flip-flops that drive the replicas: opt_merge folds identical cells unless the cell
 # itself carries `keep` (run after `proc`, before anything merges).
 KEEP_REPLICAS = f"setattr -set keep 1 w:*{REPLICA}* %ci1 c:* %i"

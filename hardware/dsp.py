@@ -19,6 +19,9 @@ from __future__ import annotations
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, Value, signed
 
 PACK_SHIFT = 12
+REPLICA = "replica"  # name stem of registers kept apart in synthesis (hardware.datapath.KEEP_REPLICAS): every
+# multiplier's activation register is its own; Yosys had merged them all into one register whose
+# fanout to every MULT18X18D of the die set the ECP5's Fmax
 
 
 def packed_operand(w_hi: Value, w_lo: Value) -> Value:
@@ -72,7 +75,7 @@ def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> 
     hi, lo = Signal(signed(pw)), Signal(signed(pw))
     check_pack_bound(code_bits, len(a))
     op = Signal(signed(PACK_SHIFT + code_bits + 1), reset_less=True)  # stage 1: the packed operand
-    a_r = Signal.like(a, reset_less=True)
+    a_r = Signal.like(a, name=f"{REPLICA}_dsp_a", reset_less=True)  # one per multiplier, beside it
     m.d.sync += [op.eq(packed_operand(w_hi, w_lo)), a_r.eq(a)]
     p = Signal(signed(len(a) + PACK_SHIFT + code_bits + 1), reset_less=True)
     m.d.sync += p.eq(op * a_r)  # stage 2: the product (the multiplier sees registers only)
@@ -83,7 +86,7 @@ def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> 
 def product(m: Module, w: Value, a: Value) -> Value:
     """The product `w * a` of one row off iCE40 (FIXED-8), two stages like `pair_product`: Yosys
     maps it to MULT18X18D on ECP5 and DSP48E1 on Xilinx."""
-    w_r, a_r = Signal(signed(len(w)), reset_less=True), Signal.like(a, reset_less=True)
+    w_r, a_r = Signal(signed(len(w)), reset_less=True), Signal.like(a, name=f"{REPLICA}_dsp_a", reset_less=True)
     m.d.sync += [w_r.eq(w.as_signed()), a_r.eq(a)]
     p = Signal(signed(len(a) + len(w)), reset_less=True)
     m.d.sync += p.eq(w_r * a_r)
