@@ -694,6 +694,8 @@ def bench_accuracy(
                                                         "see docs/benchmarks/accuracy.md).")] = None,
     eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N eval images.")] = None,
     train_limit: Annotated[Optional[int], typer.Option(help="Train on the first N tune images only.")] = None,
+    rescore: Annotated[bool, typer.Option("--rescore", help="Re-evaluate cached artifacts (float, fake-quant, golden) "
+                                                          "with the current evaluator, without retraining.")] = False,
 ) -> None:
     """Float / fake-quant / golden accuracy of QMSE, RMSMP, ILMPQ, MSQ (PTQ and QAT) on ResNet-20/56
     against Brevitas W8A8 / W4A4, with average bits, model size, row shares; table, JSON and plot."""
@@ -701,7 +703,7 @@ def bench_accuracy(
 
     keys = tuple(k.strip() for k in configs.split(",") if k.strip()) if configs else ()
     doc = run(AccuracyOptions(out=out, data_dir=data_dir, epochs=epochs, lr=lr, configs=keys, eval_limit=eval_limit,
-                              train_limit=train_limit))
+                              train_limit=train_limit, rescore=rescore))
     for r in doc["results"]:
         g = "n/a" if r["golden"] is None else f"{100 * r['golden']:.2f} %"
         err.print(f"{r['label']}: float {100 * r['float']:.2f} %, fake-quant {100 * r['fakequant']:.2f} %, golden {g}")
@@ -721,6 +723,8 @@ def bench_methods(
     simulator: Annotated[SimulatorChoice, typer.Option(help="verilator (default here: ResNet-20 images) or icarus.")] = SimulatorChoice.verilator,
     eval_limit: Annotated[Optional[int], typer.Option(help="Score only the first N eval images.")] = None,
     train_limit: Annotated[Optional[int], typer.Option(help="Train on the first N tune images only.")] = None,
+    rescore: Annotated[bool, typer.Option("--rescore", help="Re-evaluate cached artifacts (float, fake-quant, golden) "
+                                                          "with the current evaluator, without retraining.")] = False,
 ) -> None:
     """Every front-end method side by side on ResNet-20 / CIFAR-10 (QMSE + USP, RMSMP, ILMPQ, MSQ,
     Bit-Split, DPQ, CSQ): float / fake-quant / golden accuracy, bits, sparsity, compression, an RTL
@@ -729,7 +733,7 @@ def bench_methods(
 
     keys = tuple(k.strip() for k in configs.split(",") if k.strip()) if configs else KEYS
     doc = run(MethodsOptions(out=out, data_dir=data_dir, keys=keys, rtl_images=rtl_images, simulator=simulator.value,
-                             eval_limit=eval_limit, train_limit=train_limit))
+                             eval_limit=eval_limit, train_limit=train_limit, rescore=rescore))
     for r in doc["rows"]:
         err.print(f"{r['label']}: float {100 * r['float']:.2f} %, golden {100 * r['golden']:.2f} %, "
                   f"{r['average_weight_bits']:.2f} bits, {r['compression']:.2f}x, RTL "

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifact import summarize, write_artifact
+from ..artifact import read_artifact, summarize, write_artifact
 from ..console import err, progress_bars
 from ..data import load_dataset
 from ..errors import RowmixError
@@ -77,6 +77,7 @@ class AccuracyOptions:
     train_limit: int | None = None  # None: the whole tune half
     configs: tuple[str, ...] = ()  # keys; empty: all
     seed: int = 0
+    rescore: bool = False  # re-evaluate cached artifacts (float, fake-quant, golden) without retraining
 
 
 def _settings(c: Config, o: AccuracyOptions) -> dict:
@@ -154,18 +155,34 @@ def run_config(c: Config, o: AccuracyOptions, ev) -> dict:
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("settings") == settings:
-            err.print(f"[dim]{c.key}: cached[/dim]")
-            return cached
+            if not (o.rescore and cached.get("artifact")):
+                err.print(f"[dim]{c.key}: cached[/dim]")
+                return cached
+            result = {**cached, **_rescore(Path(cached["artifact"]), o, ev)}
+            _write_result(cache, result)
+            return result
     err.print(f"[bold]{c.label}[/bold] ({c.network}{f', QAT {_epochs(c, o)} epochs' if c.qat else ''})")
     result = (_run_brevitas if c.method == "brevitas" else _run_rowmix)(c, o, ev)
     if result["float"] is None:
         result["float"] = _float_accuracy(c.network, o, ev)
     result = {"key": c.key, "label": c.label, "network": c.network, "method": c.method, "settings": settings, **result}
+    _write_result(cache, result)
+    return result
+
+
+def _rescore(art_dir: Path, o: AccuracyOptions, ev) -> dict:
+    """Accuracies of a cached artifact with today's evaluator (the training stays as it was)."""
+    err.print(f"[dim]{art_dir.name}: cached, re-scored[/dim]")
+    e = evaluate(read_artifact(art_dir), ev, o.data_dir)
+    return {"float": e.float_accuracy, "fakequant": e.fakequant_accuracy, "golden": e.accuracy,
+            "agreement": e.golden_vs_fakequant_agreement}
+
+
+def _write_result(cache: Path, result: dict) -> None:
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n")
     tmp.replace(cache)
-    return result
 
 
 def goals(results: dict[str, dict]) -> list[dict]:

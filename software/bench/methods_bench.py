@@ -34,6 +34,7 @@ class MethodsOptions:
     simulator: str = "verilator"
     eval_limit: int | None = None
     train_limit: int | None = None
+    rescore: bool = False  # re-evaluate cached artifacts without retraining (AccuracyOptions.rescore)
 
 
 def _rtl_check(key: str, art_dir: Path, o: MethodsOptions, ev) -> dict:
@@ -167,7 +168,8 @@ def _plot(rows: list[dict], path: Path) -> None:
 def run(o: MethodsOptions) -> dict:
     chosen = configs_named(o.keys or KEYS)
     t0 = time.perf_counter()
-    acc = AccuracyOptions(out=o.out, data_dir=o.data_dir, eval_limit=o.eval_limit, train_limit=o.train_limit)
+    acc = AccuracyOptions(out=o.out, data_dir=o.data_dir, eval_limit=o.eval_limit, train_limit=o.train_limit,
+                          rescore=o.rescore)
     ev = load_dataset("cifar10", "eval", o.data_dir, o.eval_limit)
     rows = []
     for c in chosen:

@@ -13,15 +13,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..artifact import Artifact, MacLayer
+from ..artifact import Add, Artifact, MacLayer
 from ..errors import RowmixError
-from ..formats import DEFAULT_REQUANT, RequantSpec, negate_values
+from ..formats import DEFAULT_REQUANT, RequantSpec, negate_values, requantize
 from ..models import ModelInfo
 from .calibrate import INPUT_BITS, POOL_BITS, collect, set_activation_formats
 from .export import export
 from .methods import Calib, Method
 from .qat import TrainConfig
-from .qnet import QuantNet
+from .qnet import QuantNet, key
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def fakequant_from_artifact(model: nn.Module, art: Artifact) -> QuantNet:
     from its multiplier and integer bias (gain = +-(M0 / 2^n) s_out / (s_in scale), offset =
     bias_int |gain| s_in scale), so trained or re-estimated batch norms need no float model. It
     differs from the golden model only by float arithmetic (rounding ties). The float model gives
-    the graph and the shapes."""
+    the graph and the shapes. Residual adds round with their exported multipliers too."""
     qnet = QuantNet(model, art.input.mean, art.input.std)
     qnet.acts["input"].fmt = art.input.tensor.fmt
     for op in art.ops:
@@ -117,5 +117,15 @@ def fakequant_from_artifact(model: nn.Module, art: Artifact) -> QuantNet:
             gain = sign * mult * s_out / (s_in * op.rows.scale)
             offset = op.rows.bias * mult * s_out
             mac.folded = (torch.from_numpy(gain.astype(np.float32)), torch.from_numpy(offset.astype(np.float32)))
+        elif isinstance(op, Add):  # the add's rounding from its multipliers: a float scale ratio within
+            # 2^-16 of a rounding tie otherwise flips every element with that code (seen in a CSQ run)
+            a, b = (art.tensors[i] for i in op.inputs)
+            ua = np.arange(a.fmt.lo, a.fmt.hi + 1)[:, None]
+            ub = np.arange(b.fmt.lo, b.fmt.hi + 1)[None, :]
+            big = np.iinfo(np.int64)
+            summed = requantize(ua, op.m0[0], op.n[0], big.min, big.max, art.requant) + \
+                requantize(ub, op.m0[1], op.n[1], big.min, big.max, art.requant)
+            table = torch.from_numpy(np.clip(summed, op.out.fmt.lo, op.out.fmt.hi).astype(np.float32))
+            qnet.add_tables[key(op.name)] = (table, (a.scale, a.fmt.lo), (b.scale, b.fmt.lo))
     qnet.set_deploy(True)
     return qnet

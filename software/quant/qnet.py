@@ -224,6 +224,9 @@ class QuantNet(nn.Module):
                 self.acts[key(node.name)] = ActQuant()
         self.by_name = {n.name: n for n in self.nodes}
         self.notes: dict[str, str] = {}  # what methods decided (exported with the method's parameters)
+        # Residual adds of an artifact in deploy mode: the integer add itself, a table of output codes
+        # [codes of a, codes of b] with each input's (scale, lowest code); see fakequant_from_artifact.
+        self.add_tables: dict[str, tuple[torch.Tensor, tuple[float, int], tuple[float, int]]] = {}
         self.eval()
 
     # -- configuration -------------------------------------------------------------------------
@@ -275,6 +278,11 @@ class QuantNet(nn.Module):
             y = self.macs[k](x)
         elif node.kind == "add":
             q = self.acts[k]
+            if k in self.add_tables and q.enabled:  # the exported add's 16-bit multipliers, not the scales
+                table, (sa, lo_a), (sb, lo_b) = self.add_tables[k]
+                ia = (round_half_away(xs[0] / sa) - lo_a).long()
+                ib = (round_half_away(xs[1] / sb) - lo_b).long()
+                return table[ia, ib] * q.fmt.scale
             if q.fmt is not None and q.enabled:
                 # Each input rounded to the output scale, then added and clamped: the golden add.
                 s = q.fmt.scale

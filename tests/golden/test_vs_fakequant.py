@@ -84,3 +84,23 @@ def test_resnet20_fixed8_golden_matches_fakequant(cifar_dir):
     g = golden.run(art, ev.images)
     assert (torch_predictions(fq, ev.images) == g.predictions).mean() >= 0.97
     assert golden.accuracy(g, ev.labels) >= 0.88
+
+
+def test_residual_adds_round_with_the_exported_multipliers(cifar_dir):
+    """The artifact's fake-quant network adds with the add's own 16-bit multipliers (as the golden
+    model and the RTL do), not with the float scale ratio: with every add's multipliers moved 10 %
+    off the ratio, golden and fake-quant still agree on every add output code."""
+    from rowmix.artifact import Add
+    from rowmix.data import load_dataset
+    from rowmix.models import build_model
+    from rowmix.quant import make_method, quantize
+
+    model, info = build_model("resnet20", cifar_dir)
+    tune = load_dataset("cifar10", "tune", cifar_dir, limit=64)
+    art = quantize(model, info, make_method("fixed", 8), tune.images, tune.mean, tune.std).artifact
+    moved = tuple(dataclasses.replace(op, m0=tuple(int(m * 0.9) for m in op.m0)) if isinstance(op, Add) else op
+                  for op in art.ops)
+    art = dataclasses.replace(art, ops=moved)
+    diffs = layer_differences(art, fakequant_from_artifact(model, art), tune.images[:8])
+    adds = [op.name for op in art.ops if isinstance(op, Add)]
+    assert len(adds) == 9 and all(diffs[a] == 0 for a in adds), {a: diffs[a] for a in adds}
