@@ -1,5 +1,5 @@
-"""Replicated activation registers survive synthesis: Yosys folds identical flip-flops into one
-unless the cells carry `keep`, which the board build's script sets (`KEEP_REPLICAS`)."""
+"""Replicated registers survive synthesis: Yosys folds identical flip-flops into one unless the
+cells carry `keep`, which the board build's script sets (`KEEP_REPLICAS`)."""
 
 from amaranth.back import verilog
 
@@ -10,13 +10,13 @@ from rowmix.hardware.resources import run_yosys_script
 ROWS, T_K, AW = 4, 4, 5
 
 
-def flip_flops(tmp_path, act_fanout: int, keep: bool) -> int:
-    group = GroupConfig(ROWS, "sp2")
-    comp = datapath.GroupDatapath("SP2", group, T_K, AW, 24, "ecp5", datapath.tree_levels(T_K), stages=2,
+def flip_flops(tmp_path, act_fanout: int, keep: bool, group: str = "SP2") -> int:
+    cfg = GroupConfig(ROWS, "sp2" if group == "SP2" else "dsp")
+    comp = datapath.GroupDatapath(group, cfg, T_K, AW, 24, "ecp5", datapath.tree_levels(T_K), stages=2,
                                   act_fanout=act_fanout)  # stages 2: SP2 lanes beside ECP5 DSP lanes run late
     script = ["read_verilog unit.v", "hierarchy -top unit", "proc", *([datapath.KEEP_REPLICAS] if keep else []),
               "opt_clean -purge", "synth_ecp5 -top unit", "tee -q -o stat.json stat -json", ""]
-    work = tmp_path / f"f{act_fanout}{'k' if keep else ''}"
+    work = tmp_path / f"{group}{act_fanout}{'k' if keep else ''}"
     stat = run_yosys_script("\n".join(script), {"unit.v": verilog.convert(comp, name="unit", emit_src=False)}, work)
     return stat["modules"]["\\unit"]["num_cells_by_type"]["TRELLIS_FF"]
 
@@ -26,3 +26,11 @@ def test_one_copy_per_row_costs_exactly_the_copies(tmp_path):
     per_row = flip_flops(tmp_path, 1, keep=True)
     assert per_row - shared == (ROWS - 1) * T_K * AW
     assert flip_flops(tmp_path, 1, keep=False) == shared  # what the keep line prevents
+
+
+def test_every_multiplier_keeps_its_own_activation_register(tmp_path):
+    """FIXED4 rows in pairs on MULT18X18D: one activation register per multiplier (ROWS / 2 pairs),
+    not one shared by every multiplier of the die (what Yosys made of them without `keep`)."""
+    kept = flip_flops(tmp_path, 0, keep=True, group="FIXED4")
+    merged = flip_flops(tmp_path, 0, keep=False, group="FIXED4")
+    assert kept - merged == (ROWS // 2 - 1) * T_K * AW
