@@ -119,10 +119,8 @@ def _run_rowmix(c: Config, o: AccuracyOptions, ev) -> dict:
                      train_labels=tune.labels, train_progress=lambda s, total, loss: qat(s))
     seconds = time.perf_counter() - t0
     path = write_artifact(q.artifact, o.out / "artifacts" / c.key)
-    e = evaluate(q.artifact, ev, o.data_dir)
     s = summarize(q.artifact)
-    return {"float": e.float_accuracy, "fakequant": e.fakequant_accuracy, "golden": e.accuracy,
-            "agreement": e.golden_vs_fakequant_agreement, "average_weight_bits": s["totals"]["average_weight_bits"],
+    return {**_scores(evaluate(q.artifact, ev, o.data_dir)), "average_weight_bits": s["totals"]["average_weight_bits"],
             "model_bytes": s["totals"]["packed_bytes"], "row_shares": s["achieved_ratio"], "seconds": seconds,
             "sparsity": s["totals"]["sparsity"], "compression": s["totals"]["compression"],
             "compression_dense": s["totals"]["compression_dense"], "params": dict(q.artifact.method["params"]),
@@ -175,7 +173,11 @@ def run_config(c: Config, o: AccuracyOptions, ev) -> dict:
 def _rescore(art_dir: Path, o: AccuracyOptions, ev) -> dict:
     """Accuracies of a cached artifact with today's evaluator (the training stays as it was)."""
     err.print(f"[dim]{art_dir.name}: cached, re-scored[/dim]")
-    e = evaluate(read_artifact(art_dir), ev, o.data_dir)
+    return _scores(evaluate(read_artifact(art_dir), ev, o.data_dir))
+
+
+def _scores(e) -> dict:
+    """The accuracies a result records from an evaluation (rowmix.evaluate.Evaluation)."""
     return {"float": e.float_accuracy, "fakequant": e.fakequant_accuracy, "golden": e.accuracy,
             "agreement": e.golden_vs_fakequant_agreement}
 

@@ -27,6 +27,7 @@ from .requant import (
     DEFAULT_REQUANT,
     MultiplierError,
     RequantSpec,
+    add_code_table,
     float_requant_exact,
     float_requant_terms,
     quantize_multiplier,
@@ -42,7 +43,7 @@ __all__ = [
     "values_to_codes",
     "FoldedRows", "FoldError", "bn_affine", "fold_rows", "negate_values",
     "pack", "packed_width", "padded_length", "unpack",
-    "DEFAULT_REQUANT", "MultiplierError", "RequantSpec", "float_requant_exact", "float_requant_terms",
+    "DEFAULT_REQUANT", "MultiplierError", "RequantSpec", "add_code_table", "float_requant_exact", "float_requant_terms",
     "quantize_multiplier", "requantize", "requantize_float",
     "round_half_away", "round_half_away_int",
 ]

@@ -96,6 +96,19 @@ def requantize(
     return np.clip(y, lo, hi)
 
 
+def add_code_table(a: tuple[int, int], b: tuple[int, int], m0: tuple[int, int], n: tuple[int, int],
+                   out: tuple[int, int], spec: RequantSpec = DEFAULT_REQUANT) -> np.ndarray:
+    """The residual add of every pair of input codes (code ranges `a`, `b` as (lo, hi)), float32
+    [codes of a, codes of b]: each input requantized to the output scale with its multiplier
+    (m0[i], n[i]), then added and clamped to `out`. Inputs are at most 16-bit codes, so a table
+    replaces all per-element arithmetic (golden model, and the fake-quant network of an artifact)."""
+    ua = np.arange(a[0], a[1] + 1, dtype=np.int64)[:, None]
+    ub = np.arange(b[0], b[1] + 1, dtype=np.int64)[None, :]
+    big = np.iinfo(np.int64)
+    summed = requantize(ua, m0[0], n[0], big.min, big.max, spec) + requantize(ub, m0[1], n[1], big.min, big.max, spec)
+    return np.clip(summed, out[0], out[1]).astype(np.float32)
+
+
 # The golden model's hot path evaluates `single`-mode requantization in float64 as
 # `floor(acc * m + c)` with `m = M0 / 2^n` and `c = bias * m + 1/2`. That equals the int64 reference
 # whenever every |(acc + bias) * M0| < 2^52 and n <= 52: m is exact (a <= 31-bit significand times a

@@ -22,6 +22,7 @@ from ..artifact import Add, AvgPool, GlobalAvgPool, InputSpec, MacLayer, MaxPool
 from .workspace import Workspace
 from ..formats import (
     RequantSpec,
+    add_code_table,
     float_requant_exact,
     float_requant_terms,
     normalize,
@@ -196,13 +197,9 @@ def _rq(x: np.ndarray, m0: int, n: int, lo: int, hi: int, spec: RequantSpec) -> 
 
 def add_table(op: Add, a: TensorSpec, b: TensorSpec, spec: RequantSpec) -> np.ndarray:
     """The residual add of every pair of input codes, [codes of a, codes of b], from the int64
-    reference: inputs are at most 16-bit codes, so a table replaces all per-element arithmetic."""
-    ua = np.arange(a.fmt.lo, a.fmt.hi + 1, dtype=np.int64)[:, None]
-    ub = np.arange(b.fmt.lo, b.fmt.hi + 1, dtype=np.int64)[None, :]
-    big, o = np.iinfo(np.int64), op.out.fmt
-    ra = requantize(ua, op.m0[0], op.n[0], big.min, big.max, spec)
-    rb = requantize(ub, op.m0[1], op.n[1], big.min, big.max, spec)
-    return np.clip(ra + rb, o.lo, o.hi).astype(np.float32)
+    reference (`formats.add_code_table`)."""
+    o = op.out.fmt
+    return add_code_table((a.fmt.lo, a.fmt.hi), (b.fmt.lo, b.fmt.hi), op.m0, op.n, (o.lo, o.hi), spec)
 
 
 def residual_add(op: Add, a: np.ndarray, b: np.ndarray, src_a: TensorSpec, src_b: TensorSpec,

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..artifact import Add, Artifact, MacLayer
 from ..errors import RowmixError
-from ..formats import DEFAULT_REQUANT, RequantSpec, negate_values, requantize
+from ..formats import DEFAULT_REQUANT, RequantSpec, add_code_table, negate_values
 from ..models import ModelInfo
 from .calibrate import INPUT_BITS, POOL_BITS, collect, set_activation_formats
 from .export import export
@@ -120,12 +120,9 @@ def fakequant_from_artifact(model: nn.Module, art: Artifact) -> QuantNet:
         elif isinstance(op, Add):  # the add's rounding from its multipliers: a float scale ratio within
             # 2^-16 of a rounding tie otherwise flips every element with that code (seen in a CSQ run)
             a, b = (art.tensors[i] for i in op.inputs)
-            ua = np.arange(a.fmt.lo, a.fmt.hi + 1)[:, None]
-            ub = np.arange(b.fmt.lo, b.fmt.hi + 1)[None, :]
-            big = np.iinfo(np.int64)
-            summed = requantize(ua, op.m0[0], op.n[0], big.min, big.max, art.requant) + \
-                requantize(ub, op.m0[1], op.n[1], big.min, big.max, art.requant)
-            table = torch.from_numpy(np.clip(summed, op.out.fmt.lo, op.out.fmt.hi).astype(np.float32))
+            o = op.out.fmt
+            table = torch.from_numpy(add_code_table((a.fmt.lo, a.fmt.hi), (b.fmt.lo, b.fmt.hi), op.m0, op.n,
+                                                    (o.lo, o.hi), art.requant))
             qnet.add_tables[key(op.name)] = (table, (a.scale, a.fmt.lo), (b.scale, b.fmt.lo))
     qnet.set_deploy(True)
     return qnet

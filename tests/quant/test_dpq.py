@@ -11,11 +11,10 @@ import pytest
 import torch
 
 from rowmix import golden
-from rowmix.artifact.summary import summarize
+from rowmix.artifact.summary import compression, summarize
 from rowmix.evaluate import torch_predictions
 from rowmix.formats import FIXED4, quantize_values
 from rowmix.quant import TrainConfig, fakequant_from_artifact, quantize
-from rowmix.artifact.summary import compression
 from rowmix.quant.dpq import (DPQ, is_two_power_sum, pseudo_mean_bits,
                               snapped_scales)
 from rowmix.quant.scales import weight_scales
