@@ -43,19 +43,21 @@ class BoardPlan:
     acc_bits: int = 24
     act_bits: int = 4
     act_fanout: int = 0  # rows per copy of the late LUT lanes' activation registers (0: one per group)
+    row_addr: bool = False  # a read-address register per row's code memory (ArrayConfig.row_addr)
 
 
 PLANS = {
     # iCE40UP5K: 5280 LCs, 8 SB_MAC16, 30 EBRs. The engine's control, the requant unit and the UART
-    # link take about 3000 LCs (docs/boards.md), which leaves 750 for LUT lanes: 5 SP2 rows of t_k 4.
+    # link take about 3000 LCs (docs/boards.md), which leaves 900 for LUT lanes: 6 SP2 rows of t_k 4.
     # The 6 lane DSPs hold 3 FIXED4 rows and the EBRs the code memories, with no room for a FIXED-8
     # group: this board's networks are SP2 + FIXED4 (MSQ-style). Memories hold any digits layer.
-    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=750, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
+    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=900, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
                             shared_requant=True, max_k=128, max_rows=24),
     # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 36 % of the LUTs for lanes. Memories hold any ResNet-20 layer.
     # One copy of the activation registers per 4 LUT rows: one copy for 41 rows was the critical net.
     "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=30110, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
-                           shared_requant=False, max_k=576, max_rows=64, act_fanout=4),
+                           shared_requant=False, max_k=576, max_rows=64, act_fanout=4,
+                           row_addr=True),
 }
 
 
@@ -97,7 +99,7 @@ def board_array(board: str, design: str = "mixed") -> ArrayConfig:
                   "FIXED4": GroupConfig(n + extra[0], "dsp", lut_rows=extra[0], lut_kind=extra[1])}
     cfg = ArrayConfig(target=p.target, t_k=p.t_k, act_bits=p.act_bits, groups=groups, max_k=p.max_k,
                       max_rows=p.max_rows, acc_bits=p.acc_bits, shared_requant=p.shared_requant,
-                      act_fanout=p.act_fanout)
+                      act_fanout=p.act_fanout, row_addr=p.row_addr)
     units = 1 if p.shared_requant else sum(1 for g in groups.values() if g.rows)
     need = dsp_count(cfg) + REQUANT_DSPS * units
     if need > p.dsps:

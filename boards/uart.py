@@ -2,9 +2,11 @@
 
 `divisor` is clock cycles per bit (clk_freq / baud, at least 4). The receiver synchronises `rx`
 through two flip-flops, re-times on every start bit's falling edge and samples each bit in its
-middle, so the host and board clocks may differ by a few percent. A byte arriving while the
-previous one still waits on `data` is dropped and counted in `overruns`; a missing stop bit is
-counted in `framing_errors` (the byte is dropped). The link above checksums every frame, so a
+middle, so the host and board clocks may differ by a few percent. A received byte waits for
+`data` to empty until the next start bit; if the previous byte is still there then, the new one is
+dropped and counted in `overruns`. The receiver looks at `data.valid` only, never at the consumer's
+`ready`, so no path runs from the link's state logic into the receiver's timer (one did, and set the
+iCE40's Fmax). A missing stop bit is counted in `framing_errors` (the byte is dropped). The link above checksums every frame, so a
 dropped byte surfaces as a rejected frame, never as silent corruption."""
 
 from __future__ import annotations
@@ -52,12 +54,16 @@ class UartRx(wiring.Component):
                     with m.If(~rx):
                         m.d.sync += self.framing_errors.eq(self.framing_errors + 1)
                         m.next = "BREAK"
-                    with m.Elif(self.data.valid & ~self.data.ready):
-                        m.d.sync += self.overruns.eq(self.overruns + 1)
-                        m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += [self.data.payload.eq(shreg), self.data.valid.eq(1)]
-                        m.next = "IDLE"
+                        m.next = "DELIVER"
+            with m.State("DELIVER"):  # hand the byte over as soon as `data` is empty
+                with m.If(~self.data.valid):
+                    m.d.sync += [self.data.payload.eq(shreg), self.data.valid.eq(1)]
+                    m.next = "IDLE"
+                with m.Elif(~rx):  # the next start bit, and the previous byte still waits: drop this one
+                    m.d.sync += [self.overruns.eq(self.overruns + 1), timer.eq(self.divisor * 3 // 2 - 1),
+                                 bit.eq(0)]
+                    m.next = "DATA"
             with m.State("BREAK"):  # wait for the line to return high before hunting a start bit
                 with m.If(rx):
                     m.next = "IDLE"

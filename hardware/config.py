@@ -63,6 +63,8 @@ class ArrayConfig:
     # unit per group; a tile slot then needs the sum of the groups' row lanes, not their maximum)
     act_fanout: int = 0  # rows per copy of the activation registers of late LUT lanes (0: one copy
     # per group); large ECP5 arrays replicate them so the broadcast is not the critical net
+    row_addr: bool = False  # every row's code memory gets its own read-address register (large arrays:
+    # one address net to every code block RAM was the ECP5's critical path; a UP5K pays ~200 LCs)
 
     @property
     def drain_rows(self) -> int:
@@ -121,8 +123,9 @@ class ArrayConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        if not self.act_fanout:  # older configurations (and their cached builds) stay as they were
-            del d["act_fanout"]
+        for k in ("act_fanout", "row_addr"):  # older configurations (and their cached builds) stay as they were
+            if not d[k]:
+                del d[k]
         d["groups"] = {g: {k: x for k, x in asdict(v).items() if k in ("rows", "kind") or x}
                        for g, v in self.groups.items()}
         return d

@@ -97,7 +97,6 @@ class LayerEngine(wiring.Component):
 
         # ---- layer registers (header) ---------------------------------------------------------
         S = Signal(range(steps_max + 1))
-        R = Signal(range(cfg.max_rows + 1))
         tiles = {g: Signal(range(max_tiles[g] + 1), name=f"tiles_{g}") for g in groups}
         T = Signal(range(max(max_tiles.values(), default=0) + 1))
         lo = Signal(signed(cfg.out_bits))
@@ -108,8 +107,17 @@ class LayerEngine(wiring.Component):
         slot_shape = range(max(steps_max, drain_rows + DRAIN_OVERHEAD) + 1)
         # "minus one" registers, set as the header arrives, so every end-of-loop test is an equality
         # of registers rather than a subtraction and a compare (those set the iCE40's Fmax)
-        S_m1, R_m1, P_m1, T_m1 = Signal.like(S), Signal.like(R), Signal(slot_shape), Signal.like(T)
+        S_m1, P_m1, T_m1 = Signal.like(S), Signal(slot_shape), Signal.like(T)
+        R_m2, R_one = Signal(range(cfg.max_rows + 1)), Signal()  # R - 2 and R == 1, for the output streamer
+        o_last = Signal()  # the output streamer is at the pixel's last channel (o_chan == R - 1)
         tiles_m1 = {g: Signal.like(tiles[g], name=f"tiles_m1_{g}") for g in groups}
+        # T = max_g tiles_g and T - 1 follow the tile counts register by register (settled two cycles
+        # after the header's tile words, long before the header ends): a compare with the incoming
+        # word set the iCE40's Fmax
+        t_max = Const(0, T.shape())
+        for g in groups:
+            t_max = Mux(tiles[g] > t_max, tiles[g], t_max)
+        m.d.sync += [T.eq(t_max), T_m1.eq(T - 1)]
 
         # ---- memories --------------------------------------------------------------------------
         m.submodules.act_mem = act_mem = Memory(shape=t_k * aw, depth=2 * steps_max, init=[])
@@ -176,19 +184,22 @@ class LayerEngine(wiring.Component):
         c_step = Signal(range(steps_max + 1))
         c_addr = Signal(range(max([max_tiles[g] * max(rows[g], steps_max) for g in groups], default=1) + 1))  # the
         # section's next memory address (entries and slices arrive in address order: a counter, no multiplier)
-        buf = Signal(32 * 2)  # earlier words of a row entry or code slice
+        item_words = max([ROW_WORDS] + [words_per_slice(cfg, g) for g in groups])
+        buf = Signal(32 * (item_words - 1))  # earlier words of a row entry or code slice
         word = self.config.payload.data
-        loading = section != 0
         # `idle` one cycle late (and cleared at once by an activation beat, the only event that ends
         # idleness): the configuration handshake then starts from registers
         idle_r = Signal()
         m.d.sync += idle_r.eq(idle & ~(self.act.valid & self.act.ready))
-        # One word every other cycle: the loader's end-of-loop decisions are registered flags of its
-        # counters, recomputed in the cycle after each word, so no decision is a compare chain.
-        cool = Signal()
-        m.d.comb += self.config.ready.eq((idle_r | loading) & ~cool)
+        # One word every third cycle: the loader's decisions are registered flags, recomputed in the two
+        # cycles after each word, first from its counters (`f_*`), then from those flags (`x_*`, below),
+        # so no decision is a compare or flag chain (they set the iCE40's Fmax).
+        cool = Signal(2)
+        loading = Signal()  # `section != 0`, registered (section only moves on a word)
+        m.d.sync += loading.eq(section != 0)
+        m.d.comb += self.config.ready.eq((idle_r | loading) & (cool == 0))
         accept = self.config.valid & self.config.ready
-        m.d.sync += cool.eq(accept)
+        m.d.sync += cool.eq(Cat(accept, cool[0]))
         sections = [(1 + i, g, "rows") for i, g in enumerate(groups)] + \
                    [(1 + len(groups) + i, g, "codes") for i, g in enumerate(groups)]
 
@@ -203,88 +214,91 @@ class LayerEngine(wiring.Component):
         f_more, f_last_lane, f_last_tile, f_last_step, f_hdr_last = (Signal() for _ in range(5))
         f_next = Signal.like(section)  # the first non-empty section after the current one
         m.d.sync += [f_last_step.eq(c_step == S_m1), f_hdr_last.eq(hdr == HEADER_WORDS - 1)]
+        # What the next word does, one flag per counter move, from the flags above: the word ends an
+        # item (x_item), a lane round (x_lane), a tile (x_tile), the section (x_sec), the whole
+        # configuration (x_done); the counter moves at a word are then a flag and an enable each.
+        x_hdr, x_item, x_lane, x_step, x_addr, x_tile, x_sec, x_done = (Signal(name=f"x_{n}") for n in (
+            "hdr", "item", "lane", "step", "addr", "tile", "sec", "done"))
+        x_rows = {g: Signal(name=f"x_rows_{g}") for g in groups}  # the word completes a row entry of g
+        x_codes = {g: Signal(name=f"x_codes_{g}") for g in groups}  # ... a code slice of g
+        x_next = Signal.like(section)  # the section after this one ends (0 once the configuration is done)
+        last_sec = f_next == done_section
+        m.d.sync += x_next.eq(Mux(last_sec, 0, f_next))
+        m.d.sync += [x.eq(0) for x in [x_hdr, x_item, x_lane, x_step, x_addr, x_tile, *x_rows.values(), *x_codes.values()]]
         with m.Switch(section):
             with m.Case(0):
-                m.d.sync += f_next.eq(after(0))
+                m.d.sync += [f_next.eq(after(0)), x_hdr.eq(1), x_sec.eq(f_hdr_last), x_done.eq(f_hdr_last & last_sec)]
             for sec, g, kind in sections:
                 with m.Case(sec):
                     n_words = ROW_WORDS if kind == "rows" else words_per_slice(cfg, g)
                     m.d.sync += [f_more.eq((c_word < n_words - 1) if n_words > 1 else 0),
                                  f_last_lane.eq(c_lane == rows[g] - 1), f_last_tile.eq(c_tile == tiles_m1[g]),
                                  f_next.eq(after(sec))]
+                    lane_end = ~f_more & f_last_lane
+                    tile_end = lane_end & (f_last_step if kind == "codes" else 1)
+                    m.d.sync += [x_item.eq(~f_more), x_lane.eq(lane_end), x_tile.eq(tile_end),
+                                 x_sec.eq(tile_end & f_last_tile), x_done.eq(tile_end & f_last_tile & last_sec)]
+                    if kind == "rows":
+                        m.d.sync += [x_rows[g].eq(~f_more), x_addr.eq(~f_more)]
+                    else:
+                        m.d.sync += [x_codes[g].eq(~f_more), x_step.eq(lane_end), x_addr.eq(lane_end)]
 
-        finishing = Signal()  # this word completes the configuration
+        full = {n: Cat(buf, word)[32 * (item_words - n):] for n in range(1, item_words + 1)}  # an item's words,
+        # first word lowest (a FIXED8 slice of t_k 16 is 4 words: the loader once assumed at most 3)
+        for g in groups:
+            entry = Signal(layout, name=f"entry_{g}")
+            f = full[ROW_WORDS]
+            m.d.comb += [entry.bias.eq(f[0:32].as_signed()), entry.m0.eq(f[32:48]), entry.n.eq(f[48:54]),
+                         entry.channel.eq(f[64 : 64 + CHANNEL_BITS]), entry.valid.eq(f[80])]
+            with m.If(accept & x_rows[g]):
+                m.d.comb += [table_w[g].addr.eq(tbase[g] + c_addr), table_w[g].data.eq(entry), table_w[g].en.eq(1)]
+                if not shared:
+                    m.d.comb += [chmap_w.addr.eq(entry.channel), chmap_w.data.eq(groups.index(g)),
+                                 chmap_w.en.eq(entry.valid)]
+            for r, port in enumerate(code_w[g]):
+                m.d.comb += [port.addr.eq(c_addr), port.data.eq(full[words_per_slice(cfg, g)][:t_k * CODE_BITS[g]]),
+                             port.en.eq(accept & x_codes[g] & (c_lane == r))]
         with m.If(accept):
-            m.d.sync += configured.eq(0)
-            with m.Switch(section):
-                with m.Case(0):
-                    with m.Switch(hdr):
-                        with m.Case(0):
-                            m.d.sync += [error.eq(word != MAGIC), T.eq(0)]  # a new layer clears old errors
-                        with m.Case(1):
-                            w = word[: len(S)]
-                            d = drain_rows + DRAIN_OVERHEAD
-                            m.d.sync += [S.eq(w), S_m1.eq(w - 1), P_m1.eq(Mux(w > d, w - 1, d - 1))]
-                        with m.Case(2):
-                            m.d.sync += [R.eq(word), R_m1.eq(word[: len(R)] - 1)]
-                        for i, g in enumerate(GROUPS):
-                            if g in tiles:
-                                with m.Case(3 + i):
-                                    w = word[: len(tiles[g])]
-                                    m.d.sync += [tiles[g].eq(w), tiles_m1[g].eq(w - 1), T.eq(Mux(w > T, w, T))]
-                        with m.Case(6):
-                            m.d.sync += [lo.eq(word[:16].as_signed()), hi.eq(word[16:].as_signed()), T_m1.eq(T - 1)]
-                        with m.Case(7):
-                            m.d.sync += offset.eq(word[0])
-                    m.d.sync += hdr.eq(hdr + 1)
-                    with m.If(f_hdr_last):
-                        nxt = f_next
-                        m.d.sync += [hdr.eq(0), c_tile.eq(0), c_lane.eq(0), c_word.eq(0), c_step.eq(0), c_addr.eq(0),
-                                     section.eq(nxt)]
-                        m.d.comb += finishing.eq(nxt == done_section)
-                for sec, g, kind in sections:
-                    with m.Case(sec):
-                        last_tile, last_lane, more = f_last_tile, f_last_lane, f_more
-                        n_words = ROW_WORDS if kind == "rows" else words_per_slice(cfg, g)
-                        full = Cat(buf, word)[32 * (3 - n_words):]  # this item's words, first word lowest
-                        m.d.sync += c_word.eq(c_word + 1)
-                        with m.If(more):
-                            m.d.sync += buf.eq(Cat(buf[32:], word))
-                        with m.Else():
-                            m.d.sync += [c_word.eq(0), c_lane.eq(c_lane + 1)]
-                            if kind == "rows":
-                                entry = Signal(layout)
-                                m.d.comb += [
-                                    entry.bias.eq(full[0:32].as_signed()), entry.m0.eq(full[32:48]),
-                                    entry.n.eq(full[48:54]), entry.channel.eq(full[64 : 64 + CHANNEL_BITS]),
-                                    entry.valid.eq(full[80]),
-                                    table_w[g].addr.eq(tbase[g] + c_addr), table_w[g].data.eq(entry),
-                                    table_w[g].en.eq(1),
-                                ]
-                                if not shared:
-                                    m.d.comb += [chmap_w.addr.eq(entry.channel), chmap_w.data.eq(groups.index(g)),
-                                                 chmap_w.en.eq(entry.valid)]
-                                end_of_tile = last_lane
-                                m.d.sync += c_addr.eq(c_addr + 1)
-                            else:
-                                slice_bits = t_k * CODE_BITS[g]
-                                for r, port in enumerate(code_w[g]):
-                                    m.d.comb += [port.addr.eq(c_addr), port.data.eq(full[:slice_bits]),
-                                                 port.en.eq(c_lane == r)]
-                                end_of_tile = last_lane & f_last_step
-                                with m.If(last_lane):
-                                    m.d.sync += [c_lane.eq(0), c_step.eq(c_step + 1), c_addr.eq(c_addr + 1)]
-                            with m.If(last_lane):
-                                m.d.sync += c_lane.eq(0)
-                            with m.If(end_of_tile):
-                                m.d.sync += [c_step.eq(0), c_tile.eq(c_tile + 1)]
-                                with m.If(last_tile):
-                                    nxt = f_next
-                                    m.d.sync += [c_tile.eq(0), c_addr.eq(0), section.eq(nxt)]
-                                    m.d.comb += finishing.eq(nxt == done_section)
-            with m.If(finishing):
-                m.d.sync += [section.eq(0), configured.eq(~error & self.config.payload.last)]
-            with m.If(finishing != self.config.payload.last):
+            m.d.sync += [configured.eq(0), buf.eq(Cat(buf, word)[32:])]  # buf: the last words
+            with m.If(x_hdr):
+                with m.Switch(hdr):
+                    with m.Case(0):
+                        m.d.sync += error.eq(word != MAGIC)  # a new layer clears old errors
+                    with m.Case(1):
+                        w = word[: len(S)]
+                        d = drain_rows + DRAIN_OVERHEAD
+                        m.d.sync += [S.eq(w), S_m1.eq(w - 1), P_m1.eq(Mux(w > d, w - 1, d - 1))]
+                    with m.Case(2):
+                        w = word[: len(R_m2)]
+                        m.d.sync += [R_m2.eq(w - 2), R_one.eq(w == 1), o_last.eq(w == 1)]
+                    for i, g in enumerate(GROUPS):
+                        if g in tiles:
+                            with m.Case(3 + i):
+                                w = word[: len(tiles[g])]
+                                m.d.sync += [tiles[g].eq(w), tiles_m1[g].eq(w - 1)]
+                    with m.Case(6):
+                        m.d.sync += [lo.eq(word[:16].as_signed()), hi.eq(word[16:].as_signed())]
+                    with m.Case(7):
+                        m.d.sync += offset.eq(word[0])
+                m.d.sync += hdr.eq(hdr + 1)
+            with m.Else():
+                m.d.sync += c_word.eq(Mux(x_item, 0, c_word + 1))
+            with m.If(x_item):
+                m.d.sync += c_lane.eq(c_lane + 1)
+            with m.If(x_lane):
+                m.d.sync += c_lane.eq(0)
+            with m.If(x_step):
+                m.d.sync += c_step.eq(c_step + 1)
+            with m.If(x_addr):
+                m.d.sync += c_addr.eq(c_addr + 1)
+            with m.If(x_tile):
+                m.d.sync += [c_step.eq(0), c_tile.eq(c_tile + 1)]
+            with m.If(x_sec):  # the section's last word: counters restart for the next section
+                m.d.sync += [section.eq(x_next), hdr.eq(0), c_tile.eq(0), c_lane.eq(0), c_word.eq(0), c_step.eq(0),
+                             c_addr.eq(0)]
+            with m.If(x_done):
+                m.d.sync += configured.eq(~error & self.config.payload.last)
+            with m.If(x_done != self.config.payload.last):
                 m.d.sync += error.eq(1)  # the word stream is shorter or longer than its header says
 
         # ---- activation loader -------------------------------------------------------------------
@@ -318,12 +332,13 @@ class LayerEngine(wiring.Component):
         issue = Signal()  # a step is issued this cycle
         step_last = i_slot == S_m1
         # Read addresses live in registers that make the same moves as the counters they are the sum
-        # of (bank * steps_max + i_slot, base + i_slot), so no adder sits before the block RAMs, and
-        # every row's code memory has its own copy (kept apart in synthesis): one address net to every
-        # code block RAM of the ECP5 array was its critical path (12 of 18 ns routing).
+        # of (bank * steps_max + i_slot, base + i_slot), so no adder sits before the block RAMs; with
+        # `row_addr` every row's code memory has its own copy (kept apart in synthesis): one address net
+        # to every code block RAM of the ECP5 array was its critical path (12 of 18 ns routing).
         a_addr = Signal.like(act_r.addr, name="act_addr", reset_less=True)
-        rd_addr = {g: [Signal.like(port.addr, name=f"{REPLICA}_addr_{g}_{r}", reset_less=True)
-                       for r, port in enumerate(code_r[g])] for g in groups}
+        rd_addr = {g: [Signal.like(code_r[g][0].addr, reset_less=True,
+                                   name=f"{REPLICA}_addr_{g}_{r}" if cfg.row_addr else f"code_addr_{g}")
+                       for r in range(rows[g] if cfg.row_addr else 1)] for g in groups}
         all_rd = [a for g in groups for a in rd_addr[g]]
         bank_base = lambda bank: Mux(bank, steps_max, 0)  # noqa: E731
         with m.If(~issuing):
@@ -343,12 +358,14 @@ class LayerEngine(wiring.Component):
                 with m.If(i_tile == T_m1):  # pixel issued: free its activations, next pixel
                     nxt_obank = (i_obank + 1)[: len(i_obank)]
                     m.d.sync += [act_full.bit_select(i_bank, 1).eq(0), i_bank.eq(~i_bank), i_obank.eq(nxt_obank)]
-                    m.d.sync += a_addr.eq(bank_base(~i_bank))
+                    # counters and addresses restart whether the next pixel goes on at once or waits
+                    # (`start` sets the same values), so the wait decision stays off their paths
+                    m.d.sync += [a_addr.eq(bank_base(~i_bank)), i_tile.eq(0)]
+                    m.d.sync += [base[g].eq(0) for g in groups]
+                    m.d.sync += [a.eq(0) for a in all_rd]
                     nxt_ok = configured & act_full.bit_select(~i_bank, 1) & ~out_busy.bit_select(nxt_obank, 1)
                     with m.If(nxt_ok):
-                        m.d.sync += [i_tile.eq(0), out_busy.bit_select(nxt_obank, 1).eq(1)]
-                        m.d.sync += [base[g].eq(0) for g in groups]
-                        m.d.sync += [a.eq(0) for a in all_rd]
+                        m.d.sync += out_busy.bit_select(nxt_obank, 1).eq(1)
                     with m.Else():
                         m.d.sync += issuing.eq(0)
         # The memories read every cycle (a gated read enable fans out to every block RAM of a wide code
@@ -365,7 +382,7 @@ class LayerEngine(wiring.Component):
         f_q, l_q = Signal(), Signal()
         m.d.sync += [f_q.eq(f_tag), l_q.eq(l_tag)]
         for g in groups:
-            m.d.comb += [port.addr.eq(a) for port, a in zip(code_r[g], rd_addr[g])]
+            m.d.comb += [port.addr.eq(rd_addr[g][r % len(rd_addr[g])]) for r, port in enumerate(code_r[g])]
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
             codes_q = Signal(len(datapaths[g].codes), name=f"codes_q_{g}", reset_less=True)
             v_q = Signal(name=f"valid_q_{g}")
@@ -391,20 +408,27 @@ class LayerEngine(wiring.Component):
         # The groups drain in parallel, one row lane per cycle each, so a tile slot needs
         # max_g rows_g + 2 cycles (table read and hold read) rather than the sum over the groups.
         d_index = Signal(range(drain_rows + 1))
-        d_tile, d_bank, d_lastpix = Signal.like(i_tile), Signal.like(i_obank), Signal()
+        d_bank, d_lastpix = Signal.like(i_obank), Signal()
         d_active = {g: Signal(name=f"active_{g}") for g in groups}
         # Which group a drain cycle serves (`d_on`), its lane (`d_lane`) and its row-table address
         # (`d_addr`) are counters started at the capture, not compares and products of d_index: the
         # table read address is then a register (this path set the iCE40's Fmax).
         d_on = {g: Signal(name=f"drain_on_{g}") for g in groups}
         d_lane = {g: Signal(range(max(rows[g], 2)), name=f"drain_lane_{g}") for g in groups}
-        d_addr = {g: Signal(range(max(depth, 2)), name=f"drain_addr_{g}") for g in groups}
+        # The row-table address of a captured tile's first row, `tbase + tile * rows`, is a counter too
+        # (tiles are captured in issue order): as a product it was the ECP5's critical path (a MULT18X18D).
+        t_span = {g: tbase[g] + max(max_tiles.values()) * rows[g] for g in groups}  # tiles past a group's own
+        d_addr = {g: Signal(range(max(t_span[g], depth) + 1), name=f"drain_addr_{g}") for g in groups}
+        cap_addr = {g: Signal.like(d_addr[g], name=f"capture_addr_{g}", init=tbase[g]) for g in groups}
+        with m.If(accept):  # a new layer (only accepted while idle) starts at its first tile
+            m.d.sync += [cap_addr[g].eq(tbase[g]) for g in groups]
         with m.If(captured):
-            m.d.sync += [draining.eq(1), d_index.eq(0), d_tile.eq(cap_tile), d_bank.eq(cap_bank),
+            m.d.sync += [draining.eq(1), d_index.eq(0), d_bank.eq(cap_bank),
                          d_lastpix.eq(cap_lastpix)]
             for i, g in enumerate(groups):
                 m.d.sync += [d_active[g].eq(cap_tile < tiles[g]), d_on[g].eq(i == 0 or not shared), d_lane[g].eq(0),
-                             d_addr[g].eq(tbase[g] + cap_tile * rows[g])]
+                             d_addr[g].eq(cap_addr[g]),
+                             cap_addr[g].eq(Mux(cap_lastpix, tbase[g], cap_addr[g] + rows[g]))]
         with m.Elif(draining):
             m.d.sync += d_index.eq(d_index + 1)
             with m.If(d_index == drain_rows - 1):
@@ -466,8 +490,12 @@ class LayerEngine(wiring.Component):
         o_bank = Signal(range(OUT_BANKS))
         o_chan = Signal(range(cfg.max_rows + 1))
         m.submodules.out_fifo = ofifo = fifo.SyncFIFOBuffered(width=cfg.out_bits + 1, depth=4)
-        rd_pending = Signal()
-        can_read = out_full.bit_select(o_bank, 1) & (o_chan < R) & (ofifo.level + rd_pending < ofifo.depth)
+        # Free FIFO places not yet promised to a read (a credit counter instead of `level + pending <
+        # depth`, an adder and compare the iCE40 found on its critical path); the pixel's last channel
+        # is a flag advanced with `o_chan`, not a compare with R - 1.
+        credits = Signal(range(ofifo.depth + 1), init=ofifo.depth)
+        can_read = out_full.bit_select(o_bank, 1) & (credits != 0)
+        m.d.sync += credits.eq(credits - can_read + (self.out.valid & self.out.ready))
         for g in out_r:
             m.d.comb += [out_r[g].addr.eq(o_bank * cfg.max_rows + o_chan), out_r[g].en.eq(1)]
         out_data = Signal(signed(cfg.out_bits))
@@ -479,22 +507,29 @@ class LayerEngine(wiring.Component):
             for gi, g in enumerate(groups):
                 with m.If(chmap_r.data == gi):
                     m.d.comb += out_data.eq(out_r[g].data)
-        m.d.sync += rd_pending.eq(can_read)
-        rd_last = Signal()
-        m.d.sync += rd_last.eq(o_chan == R_m1)
+        rd_pending, rd_last = Signal(), Signal()
+        m.d.sync += [rd_pending.eq(can_read), rd_last.eq(o_last)]
         with m.If(can_read):
-            m.d.sync += o_chan.eq(o_chan + 1)
-            with m.If(o_chan == R_m1):
-                m.d.sync += [o_chan.eq(0), o_bank.eq(o_bank + 1), out_full.bit_select(o_bank, 1).eq(0),
-                             out_busy.bit_select(o_bank, 1).eq(0), self.pixels.eq(self.pixels + 1)]
+            m.d.sync += [o_chan.eq(o_chan + 1), o_last.eq(o_chan == R_m2)]
+            with m.If(o_last):
+                m.d.sync += [o_chan.eq(0), o_last.eq(R_one), o_bank.eq(o_bank + 1), out_full.bit_select(o_bank, 1).eq(0),
+                             out_busy.bit_select(o_bank, 1).eq(0)]
+        with m.If(rd_pending & rd_last):  # counted as the pixel's last code enters the FIFO: the 32-bit
+            m.d.sync += self.pixels.eq(self.pixels + 1)  # counter's enable then starts at registers
         m.d.comb += [ofifo.w_data.eq(Cat(out_data, rd_last)), ofifo.w_en.eq(rd_pending)]
         m.d.comb += [self.out.payload.data.eq(ofifo.r_data[:cfg.out_bits]), self.out.payload.last.eq(ofifo.r_data[-1]),
                      self.out.valid.eq(ofifo.r_rdy), ofifo.r_en.eq(self.out.ready), busy.eq(~idle | ofifo.r_rdy)]
 
         # `cycles`: from the cycle that accepts a layer's first activation beat to the one that hands
         # out its last output code, inclusive (what the cycle model predicts); `pixels`: pixels out.
-        with m.If(accept & (section == 0) & (hdr == 0)):
+        # Both counters clear in the cycle after a layer's first header word (the engine is idle then, so
+        # neither would count): a registered clear, not the handshake, drives their 64 enables.
+        clear = Signal()
+        m.d.sync += clear.eq(accept & x_hdr & (hdr == 0))
+        counting = Signal()
+        m.d.comb += counting.eq((self.act.valid & self.act.ready) | (l_step != 0) | ~idle | ofifo.r_rdy)
+        with m.If(clear):
             m.d.sync += [self.cycles.eq(0), self.pixels.eq(0)]
-        with m.Elif((self.act.valid & self.act.ready) | (l_step != 0) | ~idle | ofifo.r_rdy):
+        with m.Elif(counting):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         return m

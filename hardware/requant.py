@@ -4,8 +4,8 @@ DESIGN section 2 with a 16-bit multiplier, pipelined to one result per cycle.
 Stages (one register each, so no stage holds more than one wide carry chain or one mux tree,
 which is what lets a full iCE40 array close at 50 MHz): inputs; acc + bias; two 16 x 16 partial products
 (`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
-plus the rounding constant; the arithmetic shift (floor); saturation flags and the low out_bits;
-the clamp (lo = 0 makes the fused ReLU). Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
+plus the rounding constant; the arithmetic shift (floor); saturation flags from the high bits and
+the low out_bits; their compares with lo and hi; the clamp, a mux (lo = 0 makes the fused ReLU). Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
 as in the golden model. The shift saturates at the product width pw = acc_bits + 17: since
 |acc * M0| < 2^(pw-1), every n >= pw gives 0, which (prod + 2^(pw-1)) >> pw also gives.
 
@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 M_BITS = 16
 N_BITS = 6  # n in 1..62
-LATENCY = 8
+LATENCY = 9
 
 
 def mul16(m: Module, target: str, a: Value, b: Value, a_signed: bool) -> Signal:
@@ -54,7 +54,7 @@ def rounding_constant(n: Value) -> Value:
 
 
 class RequantUnit(wiring.Component):
-    """`lo` and `hi` are read at the clamp stage, LATENCY - 1 cycles after their input: they are a
+    """`lo` and `hi` are read at the compare stage, LATENCY - 2 cycles after the input: they are a
     layer's constants (the engine changes them only when no result is in flight), so carrying them
     down the pipeline would cost 2 x out_bits flip-flops per stage for nothing."""
 
@@ -113,12 +113,16 @@ class RequantUnit(wiring.Component):
         # saturation from the high bits (zero tests, no wide compare), then a narrow clamp
         ob = self.out_bits
         top = shifted[ob - 1 :]
-        narrow, over, under = Signal(signed(ob)), Signal(), Signal()
-        m.d.sync += [narrow.eq(shifted[:ob]), over.eq(~shifted[-1] & (top != 0)), under.eq(shifted[-1] & ~top.all())]
-        ch, v = stage(ch, v)
         lo, hi = self.lo, self.hi  # layer constants: not pipelined (see the class docstring)
-        m.d.sync += [
-            self.y.eq(Mux(over | (~under & (narrow > hi)), hi, Mux(under | (narrow < lo), lo, narrow))),
+        x, over, under = Signal(signed(ob)), Signal(), Signal()
+        m.d.sync += [x.eq(shifted[:ob]), over.eq(~shifted[-1] & (top != 0)), under.eq(shifted[-1] & ~top.all())]
+        ch, v = stage(ch, v)
+        narrow, bound, clamp = Signal(signed(ob)), Signal(signed(ob)), Signal()
+        high = over | (~under & (x > hi))
+        m.d.sync += [narrow.eq(x), bound.eq(Mux(high, hi, lo)), clamp.eq(high | under | (x < lo))]
+        ch, v = stage(ch, v)
+        m.d.sync += [  # the clamp stage is a mux of registers (its compares had set the iCE40's Fmax)
+            self.y.eq(Mux(clamp, bound, narrow)),
             self.y_channel.eq(ch),
             self.y_valid.eq(v),
         ]

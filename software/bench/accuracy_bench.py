@@ -65,6 +65,8 @@ CONFIGS = (
            options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0))),
     Config("csq-80-s1", "CSQ per-row gates, 3-bit budget, A4, 80 epochs, seed 1", method="csq", act_bits=4,
            epochs=80, options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0), ("seed", 1))),
+    Config("csq-120", "CSQ per-row gates, 3-bit budget, A4, 120 epochs (24 search)", method="csq", act_bits=4,
+           epochs=120, options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0), ("search_frac", 0.2))),
 )
 
 

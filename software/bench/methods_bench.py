@@ -22,7 +22,7 @@ from .accuracy_bench import AccuracyOptions, configs_named, run_config, write_re
 
 # The table's rows, in order: the first front end's methods, then the other seed methods.
 KEYS = ("qmse-w8a8", "rmsmp-65", "ilmpq", "msq", "bitsplit-w4a8", "bitsplit-w3a8", "dpq", "csq", "csq-80",
-        "csq-80-s1")
+        "csq-80-s1", "csq-120")
 TIME_LIMIT_S = 45 * 60
 
 
@@ -100,7 +100,8 @@ def goals(rows: dict[str, dict]) -> list[dict]:
         out.append({"goal": "DPQ: about 15x compression against float32, within 1.0 point of float",
                     "measured": f"{r['compression']:.2f}x, golden - float = {-g:+.2f} points",
                     "pass": r["compression"] >= 14.5 and g <= 1.0})
-    for key, run in (("csq", "40 epochs"), ("csq-80", "80 epochs"), ("csq-80-s1", "80 epochs, seed 1")):
+    for key, run in (("csq", "40 epochs"), ("csq-80", "80 epochs"), ("csq-80-s1", "80 epochs, seed 1"),
+                     ("csq-120", "120 epochs, 24 of them search")):
         if key in rows:  # the same setting at two training budgets, and a second seed (every run is listed)
             r, g = rows[key], gap(key)
             out.append({"goal": f"CSQ ({run}): average weight bits <= 3, 4-bit activations, within "
