@@ -40,12 +40,13 @@ class MethodsOptions:
 
 def _rtl_check(key: str, art_dir: Path, o: MethodsOptions, ev) -> dict:
     """The artifact through the RTL on the first eval images (cached beside the result)."""
+    from ..boards.build import generator_digest
     from ..hardware.generate import default_config, generate
     from ..sim import simulate
 
     cache = o.out / "results" / f"{key}.rtl.json"
     settings = {"artifact_mtime": (art_dir / "manifest.json").stat().st_mtime_ns, "images": o.rtl_images,
-                "simulator": o.simulator}
+                "simulator": o.simulator, "generator": generator_digest()}  # a new generator re-checks every artifact
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("settings") == settings:
