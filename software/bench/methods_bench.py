@@ -103,7 +103,7 @@ def goals(rows: dict[str, dict]) -> list[dict]:
                     "pass": r["compression"] >= 14.5 and g <= 1.0})
     for key, run in (("csq", "40 epochs"), ("csq-80", "80 epochs"), ("csq-80-s1", "80 epochs, seed 1"),
                      ("csq-120", "120 epochs, 24 of them search")):
-        if key in rows:  # the same setting at two training budgets, and a second seed (every run is listed)
+        if key in rows:  # the same setting at three training budgets, and a second seed (every run is listed)
             r, g = rows[key], gap(key)
             out.append({"goal": f"CSQ ({run}): average weight bits <= 3, 4-bit activations, within "
                                 "1.5 points of float",
