@@ -113,6 +113,7 @@ class QuantizeOptions:
     sparsity: float = 0.55
     target_bits: float = 3.0
     per_row: bool = False
+    csq_finetune: str = "ste"
 
 
 def _quantize_to(out: Path, o: "QuantizeOptions"):
@@ -139,7 +140,7 @@ def _quantize_to(out: Path, o: "QuantizeOptions"):
     elif o.method == "dpq":
         options = dict(sparsity=o.sparsity, seed=o.seed)
     elif o.method == "csq":
-        options = dict(target_bits=o.target_bits, per_row=o.per_row, seed=o.seed)
+        options = dict(target_bits=o.target_bits, per_row=o.per_row, finetune=o.csq_finetune, seed=o.seed)
     act_bits = o.act_bits if o.act_bits is not None else (4 if o.method in ("rmsmp", "ilmpq", "msq", "csq") else 8)
     m = make_method(o.method, o.bits, _ratio(o.ratio, o.ratio_from, o.board, act_bits), **options)
     data = o.data or MODELS[o.model]
@@ -210,6 +211,8 @@ def quantize(
     sparsity: Annotated[float, typer.Option(help="dpq: share of each hidden layer's weights pruned by magnitude.")] = 0.55,
     target_bits: Annotated[float, typer.Option(help="csq: average weight bits of the result (sign included).")] = 3.0,
     per_row: Annotated[bool, typer.Option(help="csq: learn bits per row instead of per layer.")] = False,
+    csq_finetune: Annotated[str, typer.Option(help="csq: after the search, fine-tune with STE QAT on the FIXED-b "
+                                                   "rows (ste) or the bit planes (planes).")] = "ste",
     json_out: Json = False,
 ) -> None:
     """Quantize a model row by row (post-training or QAT) and export the artifact (manifest.json + weights.npz)."""
@@ -218,7 +221,7 @@ def quantize(
     o = QuantizeOptions(model, data, data_dir, method, bits, ratio, ratio_from, board, act_bits, input_bits,
                         pool_bits, calib, requant,
                         weights, epochs, batch, lr, kd_alpha, checkpoint, ranking, split, hutchinson_samples,
-                        reassign_every, seed, usp, sparsity, target_bits, per_row)
+                        reassign_every, seed, usp, sparsity, target_bits, per_row, csq_finetune)
     path, art = _quantize_to(out, o)
     if path is None:  # a non-zero torchrun rank: rank 0 writes the artifact
         return

@@ -41,6 +41,8 @@ class Config:
     options: tuple[tuple[str, Any], ...] = ()  # keyword arguments of the method
 
 
+CSQ_W3A4 = (("target_bits", 3.0), ("per_row", True), ("reg", 30.0))  # the CSQ runs' shared options
+
 CONFIGS = (
     Config("qmse-w8a8", "QMSE + USP W8A8 (PTQ)", method="qmse", act_bits=8, qat=False),
     Config("rmsmp-65-ptq", "RMSMP 65:30:5 W4A4 (PTQ)", qat=False),
@@ -59,14 +61,18 @@ CONFIGS = (
     Config("bitsplit-w3a8", "Bit-Split W3A8 (PTQ)", method="bitsplit", bits=3, act_bits=8, qat=False),
     Config("dpq", "DPQ 55 % pruned, pseudo-mean W4/5 A8, 10 epochs", method="dpq", act_bits=8, epochs=10,
            options=(("sparsity", 0.55),)),
-    Config("csq", "CSQ per-row gates, 3-bit budget, A4, 40 epochs", method="csq", act_bits=4, epochs=40,
-           options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0))),
-    Config("csq-80", "CSQ per-row gates, 3-bit budget, A4, 80 epochs", method="csq", act_bits=4, epochs=80,
-           options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0))),
-    Config("csq-80-s1", "CSQ per-row gates, 3-bit budget, A4, 80 epochs, seed 1", method="csq", act_bits=4,
-           epochs=80, options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0), ("seed", 1))),
-    Config("csq-120", "CSQ per-row gates, 3-bit budget, A4, 120 epochs (24 search)", method="csq", act_bits=4,
-           epochs=120, options=(("target_bits", 3.0), ("per_row", True), ("reg", 30.0), ("search_frac", 0.2))),
+    Config("csq", "CSQ per-row gates, 3-bit budget, A4, 40 epochs, bit-plane fine-tune", method="csq", act_bits=4,
+           epochs=40, options=CSQ_W3A4 + (("finetune", "planes"),)),
+    Config("csq-80", "CSQ per-row gates, 3-bit budget, A4, 80 epochs, bit-plane fine-tune", method="csq", act_bits=4,
+           epochs=80, options=CSQ_W3A4 + (("finetune", "planes"),)),
+    Config("csq-80-s1", "CSQ per-row gates, 3-bit budget, A4, 80 epochs, bit-plane fine-tune, seed 1", method="csq",
+           act_bits=4, epochs=80, options=CSQ_W3A4 + (("finetune", "planes"), ("seed", 1))),
+    Config("csq-120", "CSQ per-row gates, 3-bit budget, A4, 120 epochs (24 search), bit-plane fine-tune", method="csq",
+           act_bits=4, epochs=120, options=CSQ_W3A4 + (("finetune", "planes"), ("search_frac", 0.2))),
+    Config("csq-ste", "CSQ per-row gates, 3-bit budget, A4, 40 epochs, STE fine-tune", method="csq", act_bits=4,
+           epochs=40, options=CSQ_W3A4 + (("finetune", "ste"),)),
+    Config("csq-ste-s1", "CSQ per-row gates, 3-bit budget, A4, 40 epochs, STE fine-tune, seed 1", method="csq",
+           act_bits=4, epochs=40, options=CSQ_W3A4 + (("finetune", "ste"), ("seed", 1))),
 )
 
 

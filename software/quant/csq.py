@@ -44,13 +44,18 @@ Interpretations of what the paper leaves open ([I] in notes/algorithms.md; docs/
      loss from the float teacher.
   I8 at least one plane stays on per layer (row): FIXED-2 is the floor; a row whose kept planes are
      all zero exports as zeros in FIXED-2.
+  I9 `finetune="ste"` (deviation from the code's `ft` phase): the search phase is the first
+     `search_frac` of the epochs, with both temperatures annealed to `beta_final` over it; then the
+     gates freeze (budget enforced), the binarised model is written back as FIXED-b rows and the
+     rest of the epochs fine-tune it like any other method (quant/qat.py: STE on the weights,
+     MSE-refit row scales, LSQ activation scales), at exactly the searched precisions.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -61,6 +66,7 @@ from ..errors import RowmixError
 from ..formats import RowFormat, Scheme, round_half_away
 from .methods import Calib, Method
 from .qat import TrainConfig, augment, kd_loss, rank_world
+from .qat import train as qat_train
 from .scales import weight_scales
 
 
@@ -90,6 +96,7 @@ def _sigmoid(x: float) -> float:
 
 
 INITS = ("rounded", "binary")
+FINETUNES = ("planes", "ste")
 
 
 class BitPlanes(nn.Module):
@@ -262,7 +269,8 @@ class CSQ(Method):
     plane (the per-row extension) instead of per layer (the paper); `beta_final`: final temperature of
     bits and gates; `reg`: regulariser strength lambda_0; `latent_init`, `gate_init`: initial |latent|
     and gate logit; `latent_lr`, `gate_lr`: Adam learning rates; `search_frac`: share of the steps
-    before the gates freeze; `init`: "rounded" (I3) or "binary" (the code's start); `seed`: data
+    before the gates freeze; `init`: "rounded" (I3) or "binary" (the code's start); `finetune`:
+    "planes" (the code's `ft` phase, I5) or "ste" (I9) after the search; `seed`: data
     order and augmentation (with TrainConfig.seed). Defaults: the ResNet-20 / CIFAR-10 W3A4 runs of
     docs/methods/csq.md."""
 
@@ -277,6 +285,7 @@ class CSQ(Method):
     gate_lr: float = 0.05
     search_frac: float = 0.3
     init: str = "rounded"
+    finetune: str = "ste"
     seed: int = 0
     name: str = "csq"
     resumable = False  # its own training loop keeps no checkpoints
@@ -292,10 +301,12 @@ class CSQ(Method):
             raise RowmixError("csq: beta_final >= 1, 0 < search_frac <= 1 and latent_init > 0 are required")
         if self.init not in INITS:
             raise RowmixError(f"csq: init must be one of {INITS}, got {self.init!r}")
+        if self.finetune not in FINETUNES:
+            raise RowmixError(f"csq: finetune must be one of {FINETUNES}, got {self.finetune!r}")
 
     def params(self) -> dict[str, Any]:
         keys = ("target_bits", "n", "per_row", "beta_final", "reg", "latent_init", "gate_init", "latent_lr",
-                "gate_lr", "search_frac", "init", "seed")
+                "gate_lr", "search_frac", "init", "finetune", "seed")
         return {**{k: getattr(self, k) for k in keys}, **self.result}
 
     def assign(self, qnet, calib: Calib | None) -> None:
@@ -320,13 +331,34 @@ class CSQ(Method):
     def train(self, qnet, teacher, images: np.ndarray, labels: np.ndarray, cfg: TrainConfig, calib: Calib | None,
               progress: Callable[[int, int, float], None] | None = None) -> list[dict]:
         """The CSQ loop: distillation loss + lambda_eff * soft size, temperatures annealed per step,
-        gates frozen (budget enforced) after the search phase; returns the per-epoch history."""
+        gates frozen (budget enforced) after the search phase; returns the per-epoch history.
+        `finetune="ste"` (I9) ends the loop with the search, writes the FIXED-b model back and
+        fine-tunes it with quant/qat.py for the remaining epochs."""
         if rank_world()[1] > 1 or cfg.checkpoint:
             raise RowmixError("csq: its training loop runs in one process and keeps no checkpoints")
         planes = bit_planes(qnet)
-        loop = _Loop(self, qnet, planes, cfg, len(images))
+        if self.finetune == "planes":
+            return self._loop(qnet, teacher, images, labels, _Loop(self, qnet, planes, cfg, len(images)), progress)
+        search = min(cfg.epochs, max(1, round(self.search_frac * cfg.epochs)))
+        loop = _Loop(self, qnet, planes, replace(cfg, epochs=search), len(images), search_only=True)
+        history = self._loop(qnet, teacher, images, labels, loop, progress)
+        freeze_gates(planes, self.target_bits)
+        write_back(qnet)
+        for p in planes.values():
+            p.requires_grad_(False)
+        if cfg.epochs > search:
+            offset = loop.total
+            tail = qat_train(qnet, teacher, images, labels, replace(cfg, epochs=cfg.epochs - search, refit_scales=False),
+                             Method(), calib,
+                             None if progress is None else lambda s, total, loss: progress(offset + s, offset + total, loss))
+            history += [{**h, "epoch": h["epoch"] + search, "gates_frozen": True} for h in tail]
+        return history
+
+    def _loop(self, qnet, teacher, images: np.ndarray, labels: np.ndarray, loop: _Loop,
+              progress: Callable[[int, int, float], None] | None) -> list[dict]:
         x_all, y_all = torch.from_numpy(images), torch.from_numpy(labels)
         teacher = teacher.eval()
+        cfg = loop.cfg
         use_aug = cfg.augment and images.shape[-1] >= 16
         history = []
         for epoch in range(cfg.epochs):
@@ -352,13 +384,16 @@ class CSQ(Method):
         return history
 
     def post(self, qnet, calib: Calib | None) -> None:
-        """Freeze the gates if training did not (budget enforced), then write the exact model back."""
+        """Freeze the gates if training did not (budget enforced), then write the exact model back
+        (unless the STE fine-tune already did and trained it further)."""
         planes = bit_planes(qnet)
-        if not all(p.frozen for p in planes.values()):
-            freeze_gates(planes, self.target_bits)
-        for p in planes.values():
-            p.beta = p.gate_beta = self.beta_final
-        bits = write_back(qnet)
+        if any(qnet.macs[k].weight_override is not None for k in planes):
+            if not all(p.frozen for p in planes.values()):
+                freeze_gates(planes, self.target_bits)
+            for p in planes.values():
+                p.beta = p.gate_beta = self.beta_final
+            write_back(qnet)
+        bits = {k: [f.bits for f in qnet.macs[k].formats] for k in planes}
         counts = {k: qnet.macs[k].weight[0].numel() for k in bits}
         total = sum(counts[k] * len(b) for k, b in bits.items())
         self.result.clear()
@@ -369,11 +404,13 @@ class CSQ(Method):
 class _Loop:
     """Optimisers, schedules and one training step of the CSQ loop (I5-I7)."""
 
-    def __init__(self, method: CSQ, qnet, planes: dict[str, BitPlanes], cfg: TrainConfig, n_images: int) -> None:
+    def __init__(self, method: CSQ, qnet, planes: dict[str, BitPlanes], cfg: TrainConfig, n_images: int,
+                 search_only: bool = False) -> None:
+        """`search_only`: every step searches (the gates anneal over all of them and never freeze here)."""
         self.method, self.qnet, self.planes, self.cfg = method, qnet, planes, cfg
         self.steps_per_epoch = max(1, n_images // cfg.batch)
         self.total = max(2, cfg.epochs * self.steps_per_epoch)
-        self.search = max(2, round(method.search_frac * self.total))
+        self.search = self.total if search_only else max(2, round(method.search_frac * self.total))
         self.t = 0
         torch.manual_seed(method.seed)
         qnet.set_learning(False, cfg.learn_act_scales)
