@@ -88,7 +88,9 @@ class LinkTop(wiring.Component):
         wiring.connect(m, core.tx, tx.data)
         heartbeat = Signal(24)
         m.d.sync += heartbeat.eq(heartbeat + 1)
-        m.d.comb += self.leds.eq(Cat(core.busy, core.configured, core.error, heartbeat[-1]))
+        # Registered: an LED driven straight from `configured` made that flip-flop the pin's driver, and
+        # the placer pulled it toward the pad, away from the engine it controls (the ECP5's critical path)
+        m.d.sync += self.leds.eq(Cat(core.busy, core.configured, core.error, heartbeat[-1]))
         return m
 
 

@@ -6,8 +6,9 @@ middle, so the host and board clocks may differ by a few percent. A received byt
 `data` to empty until the next start bit; if the previous byte is still there then, the new one is
 dropped and counted in `overruns`. The receiver looks at `data.valid` only, never at the consumer's
 `ready`, so no path runs from the link's state logic into the receiver's timer (one did, and set the
-iCE40's Fmax). A missing stop bit is counted in `framing_errors` (the byte is dropped). The link above checksums every frame, so a
-dropped byte surfaces as a rejected frame, never as silent corruption."""
+iCE40's Fmax). A missing stop bit is counted in `framing_errors` (the byte is dropped). The link
+above checksums every frame, so a dropped byte surfaces as a rejected frame, never as silent
+corruption."""
 
 from __future__ import annotations
 

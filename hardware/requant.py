@@ -5,7 +5,8 @@ Stages (one register each, so no stage holds more than one wide carry chain or o
 which is what lets a full iCE40 array close at 50 MHz): inputs; acc + bias; two 16 x 16 partial products
 (`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
 plus the rounding constant; the arithmetic shift (floor); saturation flags from the high bits and
-the low out_bits; their compares with lo and hi; the clamp, a mux (lo = 0 makes the fused ReLU). Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
+the low out_bits; their compares with lo and hi; the clamp, a mux (lo = 0 makes the fused ReLU).
+Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
 as in the golden model. The shift saturates at the product width pw = acc_bits + 17: since
 |acc * M0| < 2^(pw-1), every n >= pw gives 0, which (prod + 2^(pw-1)) >> pw also gives.
 
