@@ -47,8 +47,9 @@ Interpretations of what the paper leaves open ([I] in notes/algorithms.md; docs/
   I9 `finetune="ste"` (deviation from the code's `ft` phase): the search phase is the first
      `search_frac` of the epochs, with both temperatures annealed to `beta_final` over it; then the
      gates freeze (budget enforced), the binarised model is written back as FIXED-b rows and the
-     rest of the epochs fine-tune it like any other method (quant/qat.py: STE on the weights,
-     MSE-refit row scales, LSQ activation scales), at exactly the searched precisions.
+     rest of the epochs fine-tune it like any other method (quant/qat.py: STE on the weights, LSQ
+     activation scales), at exactly the searched precisions and with the searched row scales (an
+     MSE refit at every epoch start moved them and raised the loss each time).
 """
 
 from __future__ import annotations
@@ -348,9 +349,9 @@ class CSQ(Method):
             p.requires_grad_(False)
         if cfg.epochs > search:
             offset = loop.total
-            tail = qat_train(qnet, teacher, images, labels, replace(cfg, epochs=cfg.epochs - search, refit_scales=False),
-                             Method(), calib,
-                             None if progress is None else lambda s, total, loss: progress(offset + s, offset + total, loss))
+            ft = replace(cfg, epochs=cfg.epochs - search, refit_scales=False)  # keep the searched row scales
+            report = None if progress is None else lambda s, total, loss: progress(offset + s, offset + total, loss)
+            tail = qat_train(qnet, teacher, images, labels, ft, self, calib, report)
             history += [{**h, "epoch": h["epoch"] + search, "gates_frozen": True} for h in tail]
         return history
 
