@@ -30,9 +30,11 @@ def test_goal_bookkeeping():
     g = {x["goal"].split(":")[0]: x["pass"] for x in goals({
         "bitsplit-w4a8": row(golden=0.905), "bitsplit-w3a8": row(golden=0.895), "dpq": row(compression=15.4, golden=0.915),
         "csq-ste": row(average_weight_bits=3.2, epochs=40),
-        "csq-ste-s1": row(golden=0.906, average_weight_bits=3.0), "csq": row(golden=0.5), "msq": row(rtl_mismatches=1, seconds=50 * 60)})}
+        "csq-ste-s1": row(golden=0.906, average_weight_bits=3.0), "csq": row(golden=0.5),
+        "msq": row(rtl_mismatches=1, seconds=50 * 60)})}
     assert g == {"Bit-Split W4A8, no retraining": False, "Bit-Split W3A8, no retraining": True, "DPQ": True,
-                 "CSQ (40 epochs)": False, "CSQ (40 epochs, seed 1)": True, "golden vs fake-quant accuracy within 0.1 point, every method": True,
+                 "CSQ (40 epochs)": False, "CSQ (40 epochs, seed 1)": True,
+                 "golden vs fake-quant accuracy within 0.1 point, every method": True,
                  "every artifact through the RTL with zero mismatches": False,
                  "each run fits in 45 minutes on 2 CPU cores": False}
 

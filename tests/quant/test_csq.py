@@ -143,21 +143,25 @@ def test_regulariser_prunes_above_and_grows_below_the_budget(digits_model, digit
         assert (torch.sign(p.gate.detach() - before[k]) == direction).all()
 
 
-@pytest.fixture(scope="module")
-def trained(digits_model, digits_tune):
-    """A short CSQ training on digits with the bit-plane fine-tune. One torch thread: the tiny convolutions gain nothing from more,
+def train_on_digits(digits_model, digits_tune, method: CSQ):
+    """A short CSQ training on digits. One torch thread: the tiny convolutions gain nothing from more,
     and spinning threads on a busy machine made this setup 10x slower."""
     model, info = digits_model
-    method = CSQ(target_bits=TARGET, n=5, gate_lr=0.2, finetune="planes")
-    cfg = TrainConfig(epochs=EPOCHS, batch=64)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        q = quantize(model, info, method, digits_tune.images, digits_tune.mean, digits_tune.std, act_bits=4,
-                     train_config=cfg, train_images=digits_tune.images, train_labels=digits_tune.labels)
+        return quantize(model, info, method, digits_tune.images, digits_tune.mean, digits_tune.std, act_bits=4,
+                        train_config=TrainConfig(epochs=EPOCHS, batch=64), train_images=digits_tune.images,
+                        train_labels=digits_tune.labels)
     finally:
         torch.set_num_threads(threads)
-    return q, method
+
+
+@pytest.fixture(scope="module")
+def trained(digits_model, digits_tune):
+    """The bit-plane fine-tune's run, shared by the tests below."""
+    method = CSQ(target_bits=TARGET, n=5, gate_lr=0.2, finetune="planes")
+    return train_on_digits(digits_model, digits_tune, method), method
 
 
 def test_training_ends_exact_and_within_budget(trained):
@@ -221,16 +225,8 @@ def test_ste_finetune_keeps_the_searched_precisions(digits_model, digits_tune, d
     """finetune="ste": the search ends with the gates frozen and the model written back; QAT then
     trains the weights away from the planes but never changes a row's bits, and the result stays
     within budget and exact through the golden model."""
-    model, info = digits_model
     method = CSQ(target_bits=TARGET, n=5, per_row=True, gate_lr=0.2, search_frac=0.5, finetune="ste")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        q = quantize(model, info, method, digits_tune.images, digits_tune.mean, digits_tune.std, act_bits=4,
-                     train_config=TrainConfig(epochs=EPOCHS, batch=64), train_images=digits_tune.images,
-                     train_labels=digits_tune.labels)
-    finally:
-        torch.set_num_threads(threads)
+    q = train_on_digits(digits_model, digits_tune, method)
     assert [h["epoch"] for h in q.history] == list(range(1, EPOCHS + 1))
     assert [h["gates_frozen"] for h in q.history] == [False] * (EPOCHS // 2) + [True] * (EPOCHS // 2)
     moved = 0
@@ -242,6 +238,6 @@ def test_ste_finetune_keeps_the_searched_precisions(digits_model, digits_tune, d
     assert moved > 0
     assert method.params()["achieved_bits"] <= TARGET
     g = golden.run(q.artifact, digits_eval.images)
-    fq = torch_predictions(fakequant_from_artifact(model, q.artifact), digits_eval.images)
+    fq = torch_predictions(fakequant_from_artifact(digits_model[0], q.artifact), digits_eval.images)
     np.testing.assert_array_equal(fq, g.predictions)
     assert golden.accuracy(g, digits_eval.labels) > 0.9
