@@ -44,6 +44,7 @@ class BoardPlan:
     act_bits: int = 4
     act_fanout: int = 0  # rows per copy of the late LUT lanes' activation registers (0: one per group)
     row_addr: bool = False  # a read-address register per row's code memory (ArrayConfig.row_addr)
+    read_stages: int = 1  # registers after every memory read (ArrayConfig.read_stages)
 
 
 PLANS = {
@@ -55,10 +56,11 @@ PLANS = {
                             shared_requant=True, max_k=128, max_rows=24),
     # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 46 % of the LUTs for lanes (52 SP2 rows; 41 at 36 % filled
     # 63 % of the device and routed in 34 min). Memories hold any ResNet-20 layer.
-    # One copy of the activation registers per 4 LUT rows: one copy for 41 rows was the critical net.
+    # One copy of the activation registers per 4 LUT rows: one copy for 41 rows was the critical net;
+    # a second read register: one route from a code block RAM to its far lanes took 19 ns.
     "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=38200, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
                            shared_requant=False, max_k=576, max_rows=64, act_fanout=4,
-                           row_addr=True),
+                           row_addr=True, read_stages=2),
 }
 
 
@@ -100,7 +102,8 @@ def board_array(board: str, design: str = "mixed") -> ArrayConfig:
                   "FIXED4": GroupConfig(n + extra[0], "dsp", lut_rows=extra[0], lut_kind=extra[1])}
     cfg = ArrayConfig(target=p.target, t_k=p.t_k, act_bits=p.act_bits, groups=groups, max_k=p.max_k,
                       max_rows=p.max_rows, acc_bits=p.acc_bits, shared_requant=p.shared_requant,
-                      act_fanout=p.act_fanout, row_addr=p.row_addr)
+                      act_fanout=p.act_fanout, row_addr=p.row_addr,
+                      read_stages=p.read_stages)
     units = 1 if p.shared_requant else sum(1 for g in groups.values() if g.rows)
     need = dsp_count(cfg) + REQUANT_DSPS * units
     if need > p.dsps:

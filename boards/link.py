@@ -166,19 +166,20 @@ class HostLink(wiring.Component):
             respond(m, Cmd.NAK, 2, Cat(cmd, reason))
 
         # ---- replay a checked payload into the engine (buffer read latency: one cycle) -------
+        final = Signal()  # the payload's last byte is latched (`left` reaches 0): a flag, not a 16-bit
+        # zero test between the counter and the engine's `last` (the iCE40's critical path)
         for kind, size, port in (("CFG", 4, self.config), ("ACT", beat_bytes, self.act)):
             with fsm.State(f"REPLAY_{kind}"):  # address idx is on the read port; data next cycle
                 fsm.next = f"LATCH_{kind}"
             with fsm.State(f"LATCH_{kind}"):
                 m.d.comb += [idx_inc.eq(1), left_dec.eq(1)]
-                m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), nbytes.eq(nbytes + 1)]
+                m.d.sync += [word.eq(Cat(word[8:], buf_r.data)), nbytes.eq(nbytes + 1), final.eq(left == 1)]
                 with m.If(nbytes + 1 == size):
                     fsm.next = f"PUSH_{kind}"
                 with m.Else():
                     fsm.next = f"REPLAY_{kind}"
             with fsm.State(f"PUSH_{kind}"):
                 width = size * 8
-                final = left == 0
                 m.d.comb += [port.valid.eq(1), port.payload.data.eq(word[len(word) - width :]),
                              port.payload.last.eq(final & ((cmd == Cmd.CONFIG_END) if kind == "CFG" else 1))]
                 with m.If(port.ready):

@@ -65,6 +65,8 @@ class ArrayConfig:
     # per group); large ECP5 arrays replicate them so the broadcast is not the critical net
     row_addr: bool = False  # every row's code memory gets its own read-address register (large arrays:
     # one address net to every code block RAM was the ECP5's critical path; a UP5K pays ~200 LCs)
+    read_stages: int = 1  # registers after every memory read (2 on large arrays: the ECP5's block RAMs
+    # sit in a few rows of the die, and one route from a code memory to its far lanes took 19 ns)
 
     @property
     def drain_rows(self) -> int:
@@ -98,6 +100,8 @@ class ArrayConfig:
             problems.append(f"act_bits must be 4 or 8, got {self.act_bits}")
         if self.max_k % self.t_k or self.max_k < self.t_k:
             problems.append(f"max_k ({self.max_k}) must be a positive multiple of t_k ({self.t_k})")
+        if self.read_stages not in (1, 2):
+            problems.append(f"read_stages must be 1 or 2, got {self.read_stages}")
         if self.act_fanout < 0:
             problems.append(f"act_fanout must be >= 0, got {self.act_fanout}")
         if not 16 <= self.acc_bits <= 32:
@@ -123,8 +127,8 @@ class ArrayConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        for k in ("act_fanout", "row_addr"):  # older configurations (and their cached builds) stay as they were
-            if not d[k]:
+        for k, default in (("act_fanout", 0), ("row_addr", False), ("read_stages", 1)):  # older configurations
+            if d[k] == default:  # (and their artifacts) stay as they were
                 del d[k]
         d["groups"] = {g: {k: x for k, x in asdict(v).items() if k in ("rows", "kind") or x}
                        for g, v in self.groups.items()}

@@ -52,9 +52,10 @@ def words_per_slice(cfg: ArrayConfig, group: str) -> int:
 
 
 def pipeline_latency(cfg: ArrayConfig) -> int:
-    """Cycles from a step's issue to the capture of its tile: memory read, read register (memory
-    clock-to-out is slow on every FPGA), product stages, adder tree, accumulator."""
-    return 1 + 1 + shared_stages(cfg) + shared_levels(cfg) + 1
+    """Cycles from a step's issue to the capture of its tile: memory read, read registers (memory
+    clock-to-out is slow on every FPGA, and far lanes need a second one), product stages, adder tree,
+    accumulator."""
+    return 1 + cfg.read_stages + shared_stages(cfg) + shared_levels(cfg) + 1
 
 
 def shared_levels(cfg: ArrayConfig) -> int:
@@ -187,19 +188,17 @@ class LayerEngine(wiring.Component):
         item_words = max([ROW_WORDS] + [words_per_slice(cfg, g) for g in groups])
         buf = Signal(32 * (item_words - 1))  # earlier words of a row entry or code slice
         word = self.config.payload.data
-        # `idle` one cycle late (and cleared at once by an activation beat, the only event that ends
-        # idleness): the configuration handshake then starts from registers
-        idle_r = Signal()
-        m.d.sync += idle_r.eq(idle & ~(self.act.valid & self.act.ready))
         # One word every third cycle: the loader's decisions are registered flags, recomputed in the two
         # cycles after each word, first from its counters (`f_*`), then from those flags (`x_*`, below),
         # so no decision is a compare or flag chain (they set the iCE40's Fmax).
-        cool = Signal(2)
-        loading = Signal()  # `section != 0`, registered (section only moves on a word)
-        m.d.sync += loading.eq(section != 0)
-        m.d.comb += self.config.ready.eq((idle_r | loading) & (cool == 0))
-        accept = self.config.valid & self.config.ready
-        m.d.sync += cool.eq(Cat(accept, cool[0]))
+        # `ready` is a register: the engine is idle (an activation beat is the only event that ends
+        # idleness) or mid-configuration, and neither this cycle nor the last accepted a word. As a
+        # gate of registered flags it was the iCE40's critical path (word valid -> handshake -> counters).
+        ready, cooling = Signal(), Signal()
+        accept = self.config.valid & ready
+        m.d.comb += self.config.ready.eq(ready)
+        m.d.sync += [cooling.eq(accept), ready.eq(~accept & ~cooling & (
+            (idle & ~(self.act.valid & self.act.ready)) | (section != 0)))]
         sections = [(1 + i, g, "rows") for i, g in enumerate(groups)] + \
                    [(1 + len(groups) + i, g, "codes") for i, g in enumerate(groups)]
 
@@ -376,17 +375,21 @@ class LayerEngine(wiring.Component):
         v_tag = {g: Signal(name=f"valid_{g}") for g in groups}
         f_tag, l_tag = Signal(), Signal()
         m.d.sync += [f_tag.eq(i_slot == 0), l_tag.eq(step_last)]
-        # the read register: memory outputs and their tags, registered once more
-        act_q = Signal.like(act_r.data, reset_less=True)
-        m.d.sync += act_q.eq(act_r.data)
-        f_q, l_q = Signal(), Signal()
-        m.d.sync += [f_q.eq(f_tag), l_q.eq(l_tag)]
+        # the read registers: memory outputs and their tags, registered `read_stages` times more
+        def read_regs(v, name: str, data: bool = True) -> Signal:
+            for i in range(cfg.read_stages):
+                reg = Signal(len(v), name=f"{name}{i}" if i else name, reset_less=data)
+                m.d.sync += reg.eq(v)
+                v = reg
+            return v
+
+        act_q = read_regs(act_r.data, "act_q")
+        f_q, l_q = read_regs(f_tag, "first_q", data=False), read_regs(l_tag, "last_q", data=False)
         for g in groups:
             m.d.comb += [port.addr.eq(rd_addr[g][r % len(rd_addr[g])]) for r, port in enumerate(code_r[g])]
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
-            codes_q = Signal(len(datapaths[g].codes), name=f"codes_q_{g}", reset_less=True)
-            v_q = Signal(name=f"valid_q_{g}")
-            m.d.sync += [codes_q.eq(Cat(*(port.data for port in code_r[g]))), v_q.eq(v_tag[g])]
+            codes_q = read_regs(Cat(*(port.data for port in code_r[g])), f"codes_q_{g}")
+            v_q = read_regs(v_tag[g], f"valid_q_{g}", data=False)
             dp = datapaths[g]
             m.d.comb += [dp.act.eq(act_q), dp.codes.eq(codes_q), dp.valid.eq(v_q), dp.first.eq(f_q), dp.last.eq(l_q)]
 

@@ -5,7 +5,8 @@ Stages (one register each, so no stage holds more than one wide carry chain or o
 which is what lets a full iCE40 array close at 50 MHz): inputs; acc + bias; two 16 x 16 partial products
 (`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
 plus the rounding constant; the arithmetic shift (floor); saturation flags from the high bits and
-the low out_bits; their compares with lo and hi; the clamp, a mux (lo = 0 makes the fused ReLU).
+the compares of the low out_bits with lo and hi, side by side; the clamp's choice from those flags;
+the clamp, a mux (lo = 0 makes the fused ReLU).
 Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
 as in the golden model. The shift saturates at the product width pw = acc_bits + 17: since
 |acc * M0| < 2^(pw-1), every n >= pw gives 0, which (prod + 2^(pw-1)) >> pw also gives.
@@ -55,7 +56,7 @@ def rounding_constant(n: Value) -> Value:
 
 
 class RequantUnit(wiring.Component):
-    """`lo` and `hi` are read at the compare stage, LATENCY - 2 cycles after the input: they are a
+    """`lo` and `hi` are read at the compare stage, LATENCY - 3 cycles after the input: they are a
     layer's constants (the engine changes them only when no result is in flight), so carrying them
     down the pipeline would cost 2 x out_bits flip-flops per stage for nothing."""
 
@@ -115,12 +116,14 @@ class RequantUnit(wiring.Component):
         ob = self.out_bits
         top = shifted[ob - 1 :]
         lo, hi = self.lo, self.hi  # layer constants: not pipelined (see the class docstring)
-        x, over, under = Signal(signed(ob)), Signal(), Signal()
-        m.d.sync += [x.eq(shifted[:ob]), over.eq(~shifted[-1] & (top != 0)), under.eq(shifted[-1] & ~top.all())]
-        ch, v = stage(ch, v)
+        x, over, under, above, below = Signal(signed(ob)), Signal(), Signal(), Signal(), Signal()
+        low_bits = shifted[:ob].as_signed()  # the value if it does not saturate, compared with the bounds
+        m.d.sync += [x.eq(low_bits), over.eq(~shifted[-1] & (top != 0)), under.eq(shifted[-1] & ~top.all()),
+                     above.eq(low_bits > hi), below.eq(low_bits < lo)]
+        ch, v, lo, hi = stage(ch, v, lo, hi)  # the bounds' copies beside the clamp's choice
         narrow, bound, clamp = Signal(signed(ob)), Signal(signed(ob)), Signal()
-        high = over | (~under & (x > hi))
-        m.d.sync += [narrow.eq(x), bound.eq(Mux(high, hi, lo)), clamp.eq(high | under | (x < lo))]
+        high = over | (~under & above)
+        m.d.sync += [narrow.eq(x), bound.eq(Mux(high, hi, lo)), clamp.eq(high | under | below)]
         ch, v = stage(ch, v)
         m.d.sync += [  # the clamp stage is a mux of registers (its compares had set the iCE40's Fmax)
             self.y.eq(Mux(clamp, bound, narrow)),

@@ -26,7 +26,7 @@ def run_unit(cases, acc_bits=32):
                     ctx.set(sig, int(v))
             else:
                 ctx.set(dut.valid, 0)
-            j = i - (LATENCY - 2)  # lo / hi are read at the compare stage (layer constants in the engine)
+            j = i - (LATENCY - 3)  # lo / hi are read at the compare stage (layer constants in the engine)
             if 0 <= j < len(cases):
                 ctx.set(dut.lo, int(cases[j][3]))
                 ctx.set(dut.hi, int(cases[j][4]))
@@ -101,7 +101,7 @@ module tb;
     for (i = 0; i < count + LAT; i = i + 1) begin
       valid = i < count;
       if (i < count) begin acc = accs[i]; m0 = m0s[i]; n = ns[i]; end
-      j = i - (LAT - 2);  // lo / hi at the compare stage
+      j = i - (LAT - 3);  // lo / hi at the compare stage
       if (j >= 0 && j < count) begin lo = los[j]; hi = his[j]; end
       #1 clk = 1; #1 clk = 0; #1;
       if (y_valid) $display("%0d", y);
