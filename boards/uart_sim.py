@@ -34,6 +34,8 @@ def simulate_uart(artifact: str | Path, cfg: ArrayConfig, images: np.ndarray, la
                   waves: bool = False) -> UartSimResult:
     from cocotb_tools.runner import get_runner
 
+    from ..sim.models import primitive_models
+
     work = Path(work_dir or tempfile.mkdtemp(prefix="rowmix-uart-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     (work / f"{LINK_TOP_NAME}.v").write_text(link_verilog(cfg, divisor))
@@ -41,10 +43,7 @@ def simulate_uart(artifact: str | Path, cfg: ArrayConfig, images: np.ndarray, la
     sources = [work / f"{LINK_TOP_NAME}.v"]
     if simulator == "icarus":
         sources = [icarus_copy(sources[0], work / f"{LINK_TOP_NAME}.icarus.v")]
-    if cfg.target == "ice40":
-        from ..sim.models import sb_mac16_model
-
-        sources.append(sb_mac16_model(work / "sb_mac16.v"))
+    sources += primitive_models(cfg.target, work)
     np.savez(work / "images.npz", images=np.asarray(images, np.float32), labels=np.asarray(labels, np.int64))
     job = Job(str(Path(artifact).resolve()), str(work), str(work / "images.npz"), 0, len(images), str(work / "result.json"))
     job.save(work / "job.json")

@@ -145,7 +145,7 @@ class GroupDatapath(wiring.Component):
                     elif self.target == "ice40" and j % 2:
                         pass  # taken with element j - 1
                     else:
-                        row_terms[r].append(dsp.product(m, w[j], a_late[j]))
+                        row_terms[r].append(dsp.product(m, self.target, w[j], a_late[j]))
 
         # Pipelined adder trees at natural width. The +1 of every folded negation enters an adder
         # as its carry-in (free in the carry chain): a tree of n terms has n - 1 adders plus the

@@ -6,8 +6,7 @@ multiplier computes `(w1 << S + w2) * a = (w1 a) << S + w2 a` and the two produc
 exactly, `lo = sign_extend(P[S-1:0])`, `hi = (P >> S) + P[S-1]` (the borrow of a negative `lo`),
 which holds while `|w2 a| < 2^(S-1)`: 4-bit weights times 8-bit signed activations need
 `|w a| <= 8 * 128 = 1024 < 2^11`, so S = 12 and `|A| <= 7 * 2^12 + 8 < 2^15` fits the 16-bit
-(SB_MAC16 16x16), 18-bit (MULT18X18D) and 25-bit (DSP48E1) multiplier ports that Yosys infers
-from `*`. Unpacking every product (depth 1) keeps the bound independent of K.
+(SB_MAC16 16x16), 18-bit (MULT18X18D) and 25-bit (DSP48E1) multiplier ports. Unpacking every product (depth 1) keeps the bound independent of K.
 
 On iCE40 the SB_MAC16 is instantiated in its native dual 8x8 mode instead (two independent signed
 8x8 products, registered, no packing needed), which also pairs FIXED-8 rows; Yosys's `-dsp`
@@ -77,24 +76,46 @@ def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> 
     op = Signal(signed(PACK_SHIFT + code_bits + 1), reset_less=True)  # stage 1: the packed operand
     a_r = Signal.like(a, name=f"{REPLICA}_dsp_a", reset_less=True)  # one per multiplier, beside it
     m.d.sync += [op.eq(packed_operand(w_hi, w_lo)), a_r.eq(a)]
-    p = Signal(signed(len(a) + PACK_SHIFT + code_bits + 1), reset_less=True)
-    m.d.sync += p.eq(op * a_r)  # stage 2: the product (the multiplier sees registers only)
+    p = _multiply(m, target, op, a_r)  # the multiplier sees registers only
     m.d.comb += [lo.eq(p[:PACK_SHIFT].as_signed()), hi.eq((p >> PACK_SHIFT) + p[PACK_SHIFT - 1])]
     return hi, lo
 
 
-def product(m: Module, w: Value, a: Value) -> Value:
-    """The product `w * a` of one row off iCE40 (FIXED-8), two stages like `pair_product`: Yosys
-    maps it to MULT18X18D on ECP5 and DSP48E1 on Xilinx."""
+def _multiply(m: Module, target: str, a: Value, b: Value) -> Value:
+    """The registered signed product of two registered operands: one fabric register after the
+    multiplier, or on ECP5 a MULT18X18D with its own input and output registers on (the
+    combinational MULT18X18D between fabric registers, 4.6 + 3.9 + 6.5 ns, set the ECP5 DSP-only
+    design's Fmax; nextpnr times the registered modes from its timing database)."""
+    width = len(a) + len(b)
+    if target != "ecp5":
+        p = Signal(signed(width), reset_less=True)
+        m.d.sync += p.eq(a.as_signed() * b.as_signed())
+        return p
+    if max(len(a), len(b)) > 18:
+        raise ValueError("MULT18X18D takes at most 18-bit operands")
+    a18, b18, p36 = Signal(signed(18)), Signal(signed(18)), Signal(36)
+    m.d.comb += [a18.eq(a.as_signed()), b18.eq(b.as_signed())]
+    ports = {f"i_A{i}": a18[i] for i in range(18)} | {f"i_B{i}": b18[i] for i in range(18)}
+    ports |= {f"i_C{i}": 0 for i in range(18)} | {f"o_P{i}": p36[i] for i in range(36)}
+    m.submodules += Instance(
+        "MULT18X18D", p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
+        i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0, i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=0, **ports)
+    return p36[:width].as_signed()
+
+
+def product(m: Module, target: str, w: Value, a: Value) -> Value:
+    """The product `w * a` of one row off iCE40 (FIXED-8), staged like `pair_product`: Yosys maps
+    it to DSP48E1 on Xilinx."""
     w_r, a_r = Signal(signed(len(w)), reset_less=True), Signal.like(a, name=f"{REPLICA}_dsp_a", reset_less=True)
     m.d.sync += [w_r.eq(w.as_signed()), a_r.eq(a)]
-    p = Signal(signed(len(a) + len(w)), reset_less=True)
-    m.d.sync += p.eq(w_r * a_r)
-    return p
+    return _multiply(m, target, w_r, a_r)
 
 
 def stages(kind: str, target: str) -> int:
     """Register stages from a lane's operands to its registered product: DSP lanes off iCE40 register
     their (packed) operands first, so the multiplier sits between registers (a DP16KD's clock-to-out
-    plus the packing adder plus the multiplier set the ECP5's Fmax otherwise)."""
-    return 2 if kind == "dsp" and target != "ice40" else 1
+    plus the packing adder plus the multiplier set the ECP5's Fmax otherwise); the ECP5's
+    MULT18X18D adds its input register."""
+    if kind != "dsp" or target == "ice40":
+        return 1
+    return 3 if target == "ecp5" else 2

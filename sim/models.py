@@ -14,3 +14,24 @@ def sb_mac16_model(dst: Path) -> Path:
     start = src.index("module SB_MAC16")
     dst.write_text(src[start : src.index("endmodule", start)] + "endmodule\n")
     return dst
+
+
+def mult18x18d_model(dst: Path) -> Path:
+    """Our behavioural MULT18X18D (Yosys has only a blackbox for it): the subset hardware/dsp.py
+    instantiates, and a stop on any other configuration rather than a silent guess."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("rowmix.sim", "templates"), undefined=StrictUndefined,
+                      keep_trailing_newline=True)
+    dst.write_text(env.get_template("mult18x18d.v.j2").render())
+    return dst
+
+
+def primitive_models(target: str, work: Path) -> list[Path]:
+    """The model files a simulation of `target` RTL compiles beside it."""
+    work.mkdir(parents=True, exist_ok=True)
+    if target == "ice40":
+        return [sb_mac16_model(work / "sb_mac16.v")]
+    if target == "ecp5":
+        return [mult18x18d_model(work / "mult18x18d.v")]
+    return []

@@ -61,16 +61,13 @@ def _verilator_env() -> None:
 
 def sources(rtl: Path, target: str, work: Path, simulator: str = "icarus") -> list[Path]:
     from .icarus import icarus_copy
+    from .models import primitive_models
 
     files = [rtl / f"{TOP}.v"]
     if simulator == "icarus":
         work.mkdir(parents=True, exist_ok=True)
         files = [icarus_copy(files[0], work / f"{TOP}.icarus.v")]
-    if target == "ice40":
-        from .models import sb_mac16_model
-
-        files.append(sb_mac16_model(work / "sb_mac16.v"))
-    return files
+    return files + primitive_models(target, work)
 
 
 def build(rtl: Path, target: str, simulator: str, work: Path):

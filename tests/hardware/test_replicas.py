@@ -3,17 +3,18 @@ cells carry `keep`, which the board build's script sets (`KEEP_REPLICAS`)."""
 
 from amaranth.back import verilog
 
-from rowmix.hardware import datapath
+from rowmix.hardware import datapath, dsp
 from rowmix.hardware.config import GroupConfig
 from rowmix.hardware.resources import run_yosys_script
 
 ROWS, T_K, AW = 4, 4, 5
+STAGES = dsp.stages("dsp", "ecp5")  # SP2 lanes beside ECP5 DSP lanes take their operands STAGES - 1 cycles late
 
 
 def flip_flops(tmp_path, act_fanout: int, keep: bool, group: str = "SP2") -> int:
     cfg = GroupConfig(ROWS, "sp2" if group == "SP2" else "dsp")
-    comp = datapath.GroupDatapath(group, cfg, T_K, AW, 24, "ecp5", datapath.tree_levels(T_K), stages=2,
-                                  act_fanout=act_fanout)  # stages 2: SP2 lanes beside ECP5 DSP lanes run late
+    comp = datapath.GroupDatapath(group, cfg, T_K, AW, 24, "ecp5", datapath.tree_levels(T_K), stages=STAGES,
+                                  act_fanout=act_fanout)
     script = ["read_verilog unit.v", "hierarchy -top unit", "proc", *([datapath.KEEP_REPLICAS] if keep else []),
               "opt_clean -purge", "synth_ecp5 -top unit", "tee -q -o stat.json stat -json", ""]
     work = tmp_path / f"{group}{act_fanout}{'k' if keep else ''}"
@@ -24,7 +25,7 @@ def flip_flops(tmp_path, act_fanout: int, keep: bool, group: str = "SP2") -> int
 def test_one_copy_per_row_costs_exactly_the_copies(tmp_path):
     shared = flip_flops(tmp_path, 0, keep=True)
     per_row = flip_flops(tmp_path, 1, keep=True)
-    assert per_row - shared == (ROWS - 1) * T_K * AW
+    assert per_row - shared == (ROWS - 1) * T_K * AW * (STAGES - 1)  # a copy of every late register
     assert flip_flops(tmp_path, 1, keep=False) == shared  # what the keep line prevents
 
 
