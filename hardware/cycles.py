@@ -5,8 +5,9 @@ Timeline of one pixel p (activation bank p % 2, output bank p % OUT_BANKS), in c
 - load:  S beats from the first cycle bank b is free; the vector is visible `S` cycles later.
 - issue: T tile slots of P = max(S, rows + 2) cycles (rows = the widest group's row lanes; the groups
   drain a tile in parallel in rows + 2 cycles, before the next tile overwrites the hold registers). A
-  pixel follows the previous one without a gap when its vector and output bank are ready in time,
-  else it starts one cycle after they are (the controller passes through idle).
+  pixel follows the previous one without a gap when its vector and output bank are ready a cycle
+  before the previous pixel's last slot ends, else it starts two cycles after they are (the
+  controller passes through idle; its start flag is a register).
 - drain: the last tile is captured `pipeline_latency` cycles after its last step, drained one row
   lane per cycle per group through the row tables and the group's requant unit; the pixel's outputs
   are complete DRAIN_TAIL cycles after the last row lane entered the drain.
@@ -60,14 +61,15 @@ def layer_cycles(plan: LayerPlan, cfg: ArrayConfig, pixels: int) -> LayerCycles:
         load_done.append(start_load + S)
         loader_free = start_load + S
         out_free = 0 if p < OUT_BANKS else last_read[p - OUT_BANKS] + 1
+        # the issuer decides from registered flags: state of the cycle before the decision
         if p == 0:
-            issue_start.append(max(load_done[0], out_free) + 1)
+            issue_start.append(max(load_done[0], out_free) + 2)
         else:
             end_prev = issue_start[p - 1] + T * P - 1
-            if load_done[p] <= end_prev and out_free <= end_prev:
+            if load_done[p] < end_prev and out_free < end_prev:
                 issue_start.append(end_prev + 1)
             else:
-                issue_start.append(max(end_prev + 1, load_done[p], out_free) + 1)
+                issue_start.append(max(end_prev + 1, load_done[p], out_free) + 2)
         complete = issue_start[p] + (T - 1) * P + S - 1 + delay + drain + DRAIN_TAIL
         first_read = max(complete, last_read[p - 1] + 1 if p else 0)
         last_read.append(first_read + plan.r - 1)

@@ -106,19 +106,20 @@ class LayerEngine(wiring.Component):
         # P: a tile slot must cover the S steps and the drain of the widest group's row lanes (+2: table
         # read and hold read latency), so hold registers are read before the next tile overwrites them
         slot_shape = range(max(steps_max, drain_rows + DRAIN_OVERHEAD) + 1)
-        # "minus one" registers, set as the header arrives, so every end-of-loop test is an equality
-        # of registers rather than a subtraction and a compare (those set the iCE40's Fmax)
-        S_m1, P_m1, T_m1 = Signal.like(S), Signal(slot_shape), Signal.like(T)
+        # S - 1, P - 2, T - 2 and T == 1 in registers, set as the header arrives, so every end-of-loop
+        # test is an equality of registers rather than a subtraction and a compare (those set the
+        # iCE40's Fmax); the issuer's flags look one step ahead, hence the "minus two"
+        S_m1, P_m2, T_m2, T_one = Signal.like(S), Signal(slot_shape), Signal.like(T), Signal()
         R_m2, R_one = Signal(range(cfg.max_rows + 1)), Signal()  # R - 2 and R == 1, for the output streamer
         o_last = Signal()  # the output streamer is at the pixel's last channel (o_chan == R - 1)
         tiles_m1 = {g: Signal.like(tiles[g], name=f"tiles_m1_{g}") for g in groups}
-        # T = max_g tiles_g and T - 1 follow the tile counts register by register (settled two cycles
+        # T = max_g tiles_g, T - 2 and T == 1 follow the tile counts register by register (settled two cycles
         # after the header's tile words, long before the header ends): a compare with the incoming
         # word set the iCE40's Fmax
         t_max = Const(0, T.shape())
         for g in groups:
             t_max = Mux(tiles[g] > t_max, tiles[g], t_max)
-        m.d.sync += [T.eq(t_max), T_m1.eq(T - 1)]
+        m.d.sync += [T.eq(t_max), T_m2.eq(T - 2), T_one.eq(T == 1)]
 
         # ---- memories --------------------------------------------------------------------------
         m.submodules.act_mem = act_mem = Memory(shape=t_k * aw, depth=2 * steps_max, init=[])
@@ -266,7 +267,7 @@ class LayerEngine(wiring.Component):
                     with m.Case(1):
                         w = word[: len(S)]
                         d = drain_rows + DRAIN_OVERHEAD
-                        m.d.sync += [S.eq(w), S_m1.eq(w - 1), P_m1.eq(Mux(w > d, w - 1, d - 1))]
+                        m.d.sync += [S.eq(w), S_m1.eq(w - 1), P_m2.eq(Mux(w > d, w - 2, d - 2))]
                     with m.Case(2):
                         w = word[: len(R_m2)]
                         m.d.sync += [R_m2.eq(w - 2), R_one.eq(w == 1), o_last.eq(w == 1)]
@@ -327,7 +328,17 @@ class LayerEngine(wiring.Component):
         i_tile = Signal.like(T)
         i_slot = Signal(slot_shape)
         base = {g: Signal(range(max_tiles[g] * steps_max + 1), name=f"base_{g}") for g in groups}
-        start = configured & act_full.bit_select(i_bank, 1) & ~out_busy.bit_select(i_obank, 1)
+        # The issuer's decisions are registered flags: whether a pixel may start (`start`, `nxt_ok`:
+        # its activations are loaded and its output bank is free), whether this is a slot's last cycle
+        # (`slot_end`) and the pixel's last tile (`tile_last`). Decided from the handshake state and
+        # two compares in the same cycle they were the iCE40's and the ECP5 baselines' critical paths.
+        # `start` and `nxt_ok` see the state one cycle late, which can only hold a start back: every
+        # event that would withdraw one is the issuer's own (bank flips, bank reservations, the
+        # activation bank it frees), or a new layer, which is accepted only while no vector is loaded.
+        start, nxt_ok, slot_end, tile_last = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [start.eq(configured & act_full.bit_select(i_bank, 1) & ~out_busy.bit_select(i_obank, 1)),
+                     nxt_ok.eq(configured & act_full.bit_select(~i_bank, 1)
+                               & ~out_busy.bit_select((i_obank + 1)[: len(i_obank)], 1))]
         issue = Signal()  # a step is issued this cycle
         step_last = i_slot == S_m1
         # Read addresses live in registers that make the same moves as the counters they are the sum
@@ -342,27 +353,27 @@ class LayerEngine(wiring.Component):
         bank_base = lambda bank: Mux(bank, steps_max, 0)  # noqa: E731
         with m.If(~issuing):
             with m.If(start):
-                m.d.sync += [issuing.eq(1), i_tile.eq(0), i_slot.eq(0), out_busy.bit_select(i_obank, 1).eq(1)]
+                m.d.sync += [issuing.eq(1), i_tile.eq(0), i_slot.eq(0), out_busy.bit_select(i_obank, 1).eq(1),
+                             slot_end.eq(0), tile_last.eq(T_one)]  # (P >= 3: a slot never ends at once)
                 m.d.sync += [base[g].eq(0) for g in groups]
                 m.d.sync += [a_addr.eq(bank_base(i_bank))] + [a.eq(0) for a in all_rd]
         with m.Else():
             m.d.comb += issue.eq(i_slot < S)
-            m.d.sync += i_slot.eq(i_slot + 1)
+            m.d.sync += [i_slot.eq(i_slot + 1), slot_end.eq(~slot_end & (i_slot == P_m2))]
             m.d.sync += [a.eq(a + 1) for a in [a_addr] + all_rd]
-            with m.If(i_slot == P_m1):
-                m.d.sync += [i_slot.eq(0), i_tile.eq(i_tile + 1)]
+            with m.If(slot_end):
+                m.d.sync += [i_slot.eq(0), i_tile.eq(i_tile + 1), tile_last.eq(i_tile == T_m2)]
                 m.d.sync += [base[g].eq(base[g] + S) for g in groups]
                 m.d.sync += [a.eq(base[g] + S) for g in groups for a in rd_addr[g]]
                 m.d.sync += a_addr.eq(bank_base(i_bank))
-                with m.If(i_tile == T_m1):  # pixel issued: free its activations, next pixel
+                with m.If(tile_last):  # pixel issued: free its activations, next pixel
                     nxt_obank = (i_obank + 1)[: len(i_obank)]
                     m.d.sync += [act_full.bit_select(i_bank, 1).eq(0), i_bank.eq(~i_bank), i_obank.eq(nxt_obank)]
                     # counters and addresses restart whether the next pixel goes on at once or waits
                     # (`start` sets the same values), so the wait decision stays off their paths
-                    m.d.sync += [a_addr.eq(bank_base(~i_bank)), i_tile.eq(0)]
+                    m.d.sync += [a_addr.eq(bank_base(~i_bank)), i_tile.eq(0), tile_last.eq(T_one)]
                     m.d.sync += [base[g].eq(0) for g in groups]
                     m.d.sync += [a.eq(0) for a in all_rd]
-                    nxt_ok = configured & act_full.bit_select(~i_bank, 1) & ~out_busy.bit_select(nxt_obank, 1)
                     with m.If(nxt_ok):
                         m.d.sync += out_busy.bit_select(nxt_obank, 1).eq(1)
                     with m.Else():
@@ -396,7 +407,7 @@ class LayerEngine(wiring.Component):
         # Tile descriptors travel to the drain with the data: (tile, output bank, last tile of pixel).
         delay = pipeline_latency(cfg)
         desc = [(Signal.like(i_tile), Signal.like(i_obank), Signal(), Signal())]
-        m.d.comb += [desc[0][0].eq(i_tile), desc[0][1].eq(i_obank), desc[0][2].eq(i_tile == T_m1),
+        m.d.comb += [desc[0][0].eq(i_tile), desc[0][1].eq(i_obank), desc[0][2].eq(tile_last),
                      desc[0][3].eq(issue & step_last)]
         for k in range(delay):
             d = (Signal.like(i_tile), Signal.like(i_obank), Signal(), Signal())
