@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..hardware.config import ArrayConfig
 from ..hardware.engine import ACT_BEAT_BITS
+from ..hardware.memories import block_ram, registered_read
 from .frames import SYNC, Cmd, Nak
 from .onehot import OneHotFSM
 from .frames import buffer_bytes as default_buffer_bytes
@@ -45,10 +45,12 @@ class HostLink(wiring.Component):
         cfg = self.cfg
         beat_bytes = cfg.t_k * ACT_BEAT_BITS // 8
         nbuf = self.buffer_bytes
-        m.submodules.buf = buf = Memory(shape=8, depth=nbuf, init=[])
-        buf_w, buf_r = buf.write_port(), buf.read_port(transparent_for=())
-        m.submodules.res = res = Memory(shape=16, depth=cfg.max_rows, init=[])
-        res_w, res_r = res.write_port(), res.read_port(transparent_for=())
+        # (a frame is stored before it is replayed, results before they are sent: no word is used in
+        # the cycle it is written, so the block RAMs drop the collision logic, hardware/memories.py)
+        m.submodules.buf = buf = block_ram(8, nbuf)
+        buf_w, buf_r = buf.write_port(), registered_read(m, buf, "frame")
+        m.submodules.res = res = block_ram(16, cfg.max_rows)
+        res_w, res_r = res.write_port(), registered_read(m, res, "results")
 
         cmd = Signal(8)
         length = Signal(16)

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..formats import GROUPS
 from . import requant as rq
 from .config import CODE_BITS, ArrayConfig
 from .datapath import REPLICA, GroupDatapath, group_stages, group_tree_levels
+from .memories import block_ram, registered_read
 
 MAGIC = 0x524D5801  # "RMX", protocol version 1
 HEADER_WORDS = 8
@@ -122,8 +122,9 @@ class LayerEngine(wiring.Component):
         m.d.sync += [T.eq(t_max), T_m2.eq(T - 2), T_one.eq(T == 1)]
 
         # ---- memories --------------------------------------------------------------------------
-        m.submodules.act_mem = act_mem = Memory(shape=t_k * aw, depth=2 * steps_max, init=[])
-        act_w, act_r = act_mem.write_port(), act_mem.read_port()
+        # (block RAMs read through a register, without the collision logic: see memories.py)
+        m.submodules.act_mem = act_mem = block_ram(t_k * aw, 2 * steps_max)
+        act_w, act_r = act_mem.write_port(), registered_read(m, act_mem, "act")
         code_w, code_r, table_w, table_r, datapaths = {}, {}, {}, {}, {}
         levels = shared_levels(cfg)
         # With one shared requant unit the drain reads one row entry per cycle and writes one output
@@ -135,32 +136,32 @@ class LayerEngine(wiring.Component):
             tbase[g] = depth if shared else 0
             depth += max_tiles[g] * rows[g]
         if shared and groups:
-            m.submodules.rows = tab = Memory(shape=layout, depth=depth, init=[])
-            tab_ports = tab.write_port(), tab.read_port()
+            m.submodules.rows = tab = block_ram(layout, depth)
+            tab_ports = tab.write_port(), registered_read(m, tab, "rows")
         for g in groups:  # one code memory per row lane, beside its lanes, read at its own address copy
             ports = []
             for r in range(rows[g]):
-                mem = Memory(shape=t_k * CODE_BITS[g], depth=max_tiles[g] * steps_max, init=[])
+                mem = block_ram(t_k * CODE_BITS[g], max_tiles[g] * steps_max)
                 m.submodules[f"codes_{g}_{r}"] = mem
-                ports.append((mem.write_port(), mem.read_port()))
+                ports.append((mem.write_port(), registered_read(m, mem, f"codes_{g}_{r}")))
             code_w[g], code_r[g] = (list(p) for p in zip(*ports))
             if shared:
                 table_w[g], table_r[g] = tab_ports
             else:
-                tab = Memory(shape=layout, depth=max_tiles[g] * rows[g], init=[])
+                tab = block_ram(layout, max_tiles[g] * rows[g])
                 m.submodules[f"rows_{g}"] = tab
-                table_w[g], table_r[g] = tab.write_port(), tab.read_port()
+                table_w[g], table_r[g] = tab.write_port(), registered_read(m, tab, f"rows_{g}")
             dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels, shared_stages(cfg),
                                cfg.act_fanout)
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
         out_w, out_r = {}, {}
         for g in groups[:1] if shared else groups:  # one output memory per drain; the channel map
-            mem = Memory(shape=signed(cfg.out_bits), depth=OUT_BANKS * cfg.max_rows, init=[])  # picks
-            m.submodules[f"out_{g}"] = mem  # the group that wrote a channel
-            out_w[g], out_r[g] = mem.write_port(), mem.read_port()
+            mem = block_ram(signed(cfg.out_bits), OUT_BANKS * cfg.max_rows)  # picks the group that
+            m.submodules[f"out_{g}"] = mem  # wrote a channel
+            out_w[g], out_r[g] = mem.write_port(), registered_read(m, mem, f"out_{g}")
         if not shared:
-            m.submodules.chmap = chmap = Memory(shape=range(max(len(groups), 2)), depth=cfg.max_rows, init=[])
-            chmap_w, chmap_r = chmap.write_port(), chmap.read_port()
+            m.submodules.chmap = chmap = block_ram(range(max(len(groups), 2)), cfg.max_rows)
+            chmap_w, chmap_r = chmap.write_port(), registered_read(m, chmap, "chmap")
 
         # ---- engine state shared by the processes ----------------------------------------------
         act_full = Signal(2)  # activation bank holds a complete vector
@@ -476,7 +477,7 @@ class LayerEngine(wiring.Component):
             s_valid = Signal(name=f"valid_{g}")
             in_g = draining & d_on[g]
             with m.If(in_g if shared else 1):
-                m.d.comb += [table_r[g].addr.eq(d_addr[g]), table_r[g].en.eq(1)]
+                m.d.comb += table_r[g].addr.eq(d_addr[g])
             m.d.sync += [lane.eq(d_lane[g]), s_valid.eq(in_g & d_active[g])]
             entry = table_r[g].data
             drive = [requ.acc.eq(datapaths[g].hold[lane]), requ.bias.eq(entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
@@ -511,13 +512,13 @@ class LayerEngine(wiring.Component):
         can_read = out_full.bit_select(o_bank, 1) & (credits != 0)
         m.d.sync += credits.eq(credits - can_read + (self.out.valid & self.out.ready))
         for g in out_r:
-            m.d.comb += [out_r[g].addr.eq(o_bank * cfg.max_rows + o_chan), out_r[g].en.eq(1)]
+            m.d.comb += out_r[g].addr.eq(o_bank * cfg.max_rows + o_chan)
         out_data = Signal(signed(cfg.out_bits))
         if shared:
             for g in out_r:
                 m.d.comb += out_data.eq(out_r[g].data)
         else:
-            m.d.comb += [chmap_r.addr.eq(o_chan), chmap_r.en.eq(1)]
+            m.d.comb += chmap_r.addr.eq(o_chan)
             for gi, g in enumerate(groups):
                 with m.If(chmap_r.data == gi):
                     m.d.comb += out_data.eq(out_r[g].data)
