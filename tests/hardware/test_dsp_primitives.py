@@ -15,7 +15,24 @@ from amaranth.lib.wiring import In, Out
 
 from rowmix.formats import codes_to_values
 from rowmix.hardware import dsp
+from rowmix.sim.icarus import icarus_fixup
 from rowmix.sim.models import primitive_models
+
+pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
+
+
+def run_icarus(tmp_path, target: str, bench: str, unit=None, name: str = "") -> str:
+    """Compile the testbench (with `unit` as Verilog module `name`, and the target's primitive
+    models) in Icarus and return what it prints."""
+    files = ["tb.v"]
+    (tmp_path / "tb.v").write_text(bench.replace("STAGES", str(dsp.stages("dsp", target))))
+    if unit is not None:
+        (tmp_path / f"{name}.v").write_text(icarus_fixup(verilog.convert(unit, name=name, emit_src=False)))
+        files.append(f"{name}.v")
+    files += [str(f) for f in primitive_models(target, tmp_path)]
+    subprocess.run(["iverilog", "-g2012", "-o", "sim", *files], cwd=tmp_path, check=True, capture_output=True)
+    return subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+
 
 class PairUnit(wiring.Component):
     """One DSP row pair with its codes as inputs, so the testbench can sweep everything."""
@@ -53,18 +70,10 @@ endmodule
 """
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
 @pytest.mark.parametrize("target", ["ice40", "ecp5", "generic"])
 def test_dsp_pair_exhaustive_in_icarus(tmp_path, target):
     """Every code pair x every activation through the Verilog (the target's DSP instance)."""
-    from rowmix.sim.icarus import icarus_fixup
-
-    (tmp_path / "pair.v").write_text(icarus_fixup(verilog.convert(PairUnit(target), name="pair", emit_src=False)))
-    (tmp_path / "tb.v").write_text(TESTBENCH.replace("STAGES", str(dsp.stages("dsp", target))))
-    models = [str(f) for f in primitive_models(target, tmp_path)]
-    subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", "pair.v", *models], cwd=tmp_path, check=True,
-                   capture_output=True)
-    out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    out = run_icarus(tmp_path, target, TESTBENCH, PairUnit(target), "pair")
     got = np.array([[int(t) for t in line.split()] for line in out.splitlines() if line.strip()])
     assert got.shape == (16 * 16 * 256, 5)
     values = codes_to_values(np.arange(16), "FIXED4")
@@ -107,27 +116,13 @@ endmodule
 """
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
 def test_ecp5_fixed8_product_exhaustive_in_icarus(tmp_path):
     """Every signed 8 x 8 operand pair through the registered MULT18X18D: three stages, exact."""
-    from rowmix.sim.icarus import icarus_fixup
-
-    (tmp_path / "product.v").write_text(icarus_fixup(verilog.convert(ProductUnit("ecp5"), name="product",
-                                                                     emit_src=False)))
+    out = run_icarus(tmp_path, "ecp5", PRODUCT_BENCH, ProductUnit("ecp5"), "product")
     assert "MULT18X18D" in (tmp_path / "product.v").read_text()
-    (tmp_path / "tb.v").write_text(PRODUCT_BENCH.replace("STAGES", str(dsp.stages("dsp", "ecp5"))))
-    models = [str(f) for f in primitive_models("ecp5", tmp_path)]
-    subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", "product.v", *models], cwd=tmp_path, check=True,
-                   capture_output=True)
-    out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
     assert out.strip().splitlines()[-1] == "DONE", out[-500:]
 
 
-@pytest.mark.skipif(shutil.which("iverilog") is None, reason="Icarus Verilog not installed")
 def test_mult18x18d_model_refuses_what_it_does_not_model(tmp_path):
-    models = [str(f) for f in primitive_models("ecp5", tmp_path)]
-    (tmp_path / "tb.v").write_text('module tb; wire [35:0] p; MULT18X18D #(.REG_PIPELINE_CLK("CLK0")) u (.CLK0(1\'b0)); '
-                                   'endmodule\n')
-    subprocess.run(["iverilog", "-g2012", "-o", "sim", "tb.v", *models], cwd=tmp_path, check=True, capture_output=True)
-    out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    out = run_icarus(tmp_path, "ecp5", 'module tb; MULT18X18D #(.REG_PIPELINE_CLK("CLK0")) u (.CLK0(1\'b0)); endmodule\n')
     assert "unsupported configuration" in out
