@@ -65,6 +65,8 @@ class ArrayConfig:
     # per group); large ECP5 arrays replicate them so the broadcast is not the critical net
     row_addr: bool = False  # every row's code memory gets its own read-address register (large arrays:
     # one address net to every code block RAM was the ECP5's critical path; a UP5K pays ~200 LCs)
+    write_stages: bool = False  # configuration writes reach each code memory through two register
+    # stages (large arrays: one configuration word to every code block RAM of the ECP5 was a 24 ns route)
     read_stages: int = 1  # registers after every memory read (2 on large arrays: the ECP5's block RAMs
     # sit in a few rows of the die, and one route from a code memory to its far lanes took 19 ns)
 
@@ -127,8 +129,9 @@ class ArrayConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        for k, default in (("act_fanout", 0), ("row_addr", False), ("read_stages", 1)):  # older configurations
-            if d[k] == default:  # (and their artifacts) stay as they were
+        defaults = {"act_fanout": 0, "row_addr": False, "read_stages": 1, "write_stages": False}
+        for k, default in defaults.items():  # older configurations (and their artifacts) stay as they were
+            if d[k] == default:
                 del d[k]
         d["groups"] = {g: {k: x for k, x in asdict(v).items() if k in ("rows", "kind") or x}
                        for g, v in self.groups.items()}

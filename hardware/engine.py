@@ -256,9 +256,27 @@ class LayerEngine(wiring.Component):
                 if not shared:
                     m.d.comb += [chmap_w.addr.eq(entry.channel), chmap_w.data.eq(groups.index(g)),
                                  chmap_w.en.eq(entry.valid)]
+            slice_ = full[words_per_slice(cfg, g)][:t_k * CODE_BITS[g]]
+            copies: dict[int, tuple] = {}
             for r, port in enumerate(code_w[g]):
-                m.d.comb += [port.addr.eq(c_addr), port.data.eq(full[words_per_slice(cfg, g)][:t_k * CODE_BITS[g]]),
-                             port.en.eq(accept & x_codes[g] & (c_lane == r))]
+                addr, data, en = c_addr, slice_, accept & x_codes[g] & (c_lane == r)
+                if cfg.write_stages:
+                    # two register stages, a copy per `act_fanout` rows and then one per memory, kept apart
+                    # (REPLICA): one configuration word to every code memory of the ECP5 array was a 24 ns
+                    # route. Writes land two cycles late, before any read can follow (a vector must
+                    # load and the start flag register first); the loader takes a word every third cycle.
+                    c = r // cfg.act_fanout if cfg.act_fanout else 0
+                    if c not in copies:
+                        copies[c] = tuple(Signal.like(v, name=f"{REPLICA}_cw{k}_{g}_{c}", reset_less=True)
+                                          for k, v in (("a", addr), ("d", data)))
+                        m.d.sync += [copies[c][0].eq(addr), copies[c][1].eq(data)]
+                    staged = [Signal.like(v, name=f"{REPLICA}_cw{k}_{g}_r{r}", reset_less=k != "e")
+                              for k, v in (("a", addr), ("d", data), ("e", en))]
+                    en1 = Signal(name=f"cw_e1_{g}_{r}")
+                    m.d.sync += [en1.eq(en), staged[0].eq(copies[c][0]), staged[1].eq(copies[c][1]),
+                                 staged[2].eq(en1)]
+                    addr, data, en = staged
+                m.d.comb += [port.addr.eq(addr), port.data.eq(data), port.en.eq(en)]
         with m.If(accept):
             m.d.sync += [configured.eq(0), buf.eq(Cat(buf, word)[32:])]  # buf: the last words
             with m.If(x_hdr):
