@@ -6,7 +6,8 @@ multiplier computes `(w1 << S + w2) * a = (w1 a) << S + w2 a` and the two produc
 exactly, `lo = sign_extend(P[S-1:0])`, `hi = (P >> S) + P[S-1]` (the borrow of a negative `lo`),
 which holds while `|w2 a| < 2^(S-1)`: 4-bit weights times 8-bit signed activations need
 `|w a| <= 8 * 128 = 1024 < 2^11`, so S = 12 and `|A| <= 7 * 2^12 + 8 < 2^15` fits the 16-bit
-(SB_MAC16 16x16), 18-bit (MULT18X18D) and 25-bit (DSP48E1) multiplier ports. Unpacking every product (depth 1) keeps the bound independent of K.
+(SB_MAC16 16x16), 18-bit (MULT18X18D) and 25-bit (DSP48E1) multiplier ports. Unpacking every
+product (depth 1) keeps the bound independent of K.
 
 On iCE40 the SB_MAC16 is instantiated in its native dual 8x8 mode instead (two independent signed
 8x8 products, registered, no packing needed), which also pairs FIXED-8 rows; Yosys's `-dsp`

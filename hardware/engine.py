@@ -113,9 +113,9 @@ class LayerEngine(wiring.Component):
         R_m2, R_one = Signal(range(cfg.max_rows + 1)), Signal()  # R - 2 and R == 1, for the output streamer
         o_last = Signal()  # the output streamer is at the pixel's last channel (o_chan == R - 1)
         tiles_m1 = {g: Signal.like(tiles[g], name=f"tiles_m1_{g}") for g in groups}
-        # T = max_g tiles_g, T - 2 and T == 1 follow the tile counts register by register (settled two cycles
-        # after the header's tile words, long before the header ends): a compare with the incoming
-        # word set the iCE40's Fmax
+        # T = max_g tiles_g, T - 2 and T == 1 follow the tile counts register by register (settled
+        # two cycles after the header's tile words, long before the header ends): a compare with the
+        # incoming word set the iCE40's Fmax
         t_max = Const(0, T.shape())
         for g in groups:
             t_max = Mux(tiles[g] > t_max, tiles[g], t_max)
