@@ -38,6 +38,15 @@ def data_reg(shape, name: str | None = None) -> Signal:
     return Signal(shape, name=name, reset_less=True)
 
 
+def delayed(m: Module, v, n: int, name: str, data: bool = True):
+    """`v` through `n` registers named `name_1` .. `name_n` (data registers, or reset tags)."""
+    for i in range(n):
+        reg = Signal(v.shape(), name=f"{name}_{i + 1}", reset_less=data)
+        m.d.sync += reg.eq(v)
+        v = reg
+    return v
+
+
 def tree_inputs(kind: str, t_k: int) -> int:
     """Terms per row lane: one per MAC (two Booth digits for Booth lanes)."""
     return t_k * (2 if kind == "booth" else 1)
@@ -92,24 +101,17 @@ class GroupDatapath(wiring.Component):
 
         # Lanes with fewer product stages than the engine's take their operands late, so every lane
         # delivers its product in the same cycle (the groups run in lockstep).
-        def delayed(v, n: int, name: str):
-            for i in range(n):
-                reg = data_reg(v.shape(), name=f"{name}_late{i + 1}")
-                m.d.sync += reg.eq(v)
-                v = reg
-            return v
-
         act_cache: dict[tuple[int, int], list] = {}
 
         def acts_at(n: int, r: int) -> list:
             copy = r // self.act_fanout if self.act_fanout and n else 0
             if (n, copy) not in act_cache:
                 stem = f"{REPLICA}_act{copy}_" if self.act_fanout and n else "act"
-                act_cache[n, copy] = [delayed(a, n, f"{stem}{j}") for j, a in enumerate(acts)]
+                act_cache[n, copy] = [delayed(m, a, n, f"{stem}{j}_late") for j, a in enumerate(acts)]
             return act_cache[n, copy]
 
         def operands(r: int, n: int) -> tuple[list, list]:
-            return [delayed(self._code(r, j), n, f"code{r}_{j}") for j in range(t_k)], acts_at(n, r)
+            return [delayed(m, self._code(r, j), n, f"code{r}_{j}_late") for j in range(t_k)], acts_at(n, r)
 
         # Stage P: registered terms per row, with their (folded) negation bits.
         row_terms: list[list] = [[] for _ in range(rows)]
@@ -163,12 +165,12 @@ class GroupDatapath(wiring.Component):
                     s = data_reg(expr.shape())
                     m.d.sync += s.eq(expr)
                     nxt.append(s)
-                delayed = []
+                late_carries = []
                 for c in carries:
                     d = data_reg(1)
                     m.d.sync += d.eq(c)
-                    delayed.append(d)
-                level, carries = nxt, delayed
+                    late_carries.append(d)
+                level, carries = nxt, late_carries
             sums.append(level[0])
             carries_left.append(carries)
 

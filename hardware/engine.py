@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from ..formats import GROUPS
 from . import requant as rq
 from .config import CODE_BITS, ArrayConfig
-from .datapath import REPLICA, GroupDatapath, group_stages, group_tree_levels
+from .datapath import REPLICA, GroupDatapath, delayed, group_stages, group_tree_levels
 from .memories import block_ram, registered_read
 
 MAGIC = 0x524D5801  # "RMX", protocol version 1
@@ -355,9 +355,9 @@ class LayerEngine(wiring.Component):
         # event that would withdraw one is the issuer's own (bank flips, bank reservations, the
         # activation bank it frees), or a new layer, which is accepted only while no vector is loaded.
         start, nxt_ok, slot_end, tile_last = Signal(), Signal(), Signal(), Signal()
+        nxt_obank = (i_obank + 1)[: len(i_obank)]
         m.d.sync += [start.eq(configured & act_full.bit_select(i_bank, 1) & ~out_busy.bit_select(i_obank, 1)),
-                     nxt_ok.eq(configured & act_full.bit_select(~i_bank, 1)
-                               & ~out_busy.bit_select((i_obank + 1)[: len(i_obank)], 1))]
+                     nxt_ok.eq(configured & act_full.bit_select(~i_bank, 1) & ~out_busy.bit_select(nxt_obank, 1))]
         issue = Signal()  # a step is issued this cycle
         step_last = i_slot == S_m1
         # Read addresses live in registers that make the same moves as the counters they are the sum
@@ -386,7 +386,6 @@ class LayerEngine(wiring.Component):
                 m.d.sync += [a.eq(base[g] + S) for g in groups for a in rd_addr[g]]
                 m.d.sync += a_addr.eq(bank_base(i_bank))
                 with m.If(tile_last):  # pixel issued: free its activations, next pixel
-                    nxt_obank = (i_obank + 1)[: len(i_obank)]
                     m.d.sync += [act_full.bit_select(i_bank, 1).eq(0), i_bank.eq(~i_bank), i_obank.eq(nxt_obank)]
                     # counters and addresses restart whether the next pixel goes on at once or waits
                     # (`start` sets the same values), so the wait decision stays off their paths
@@ -406,12 +405,8 @@ class LayerEngine(wiring.Component):
         f_tag, l_tag = Signal(), Signal()
         m.d.sync += [f_tag.eq(i_slot == 0), l_tag.eq(step_last)]
         # the read registers: memory outputs and their tags, registered `read_stages` times more
-        def read_regs(v, name: str, data: bool = True) -> Signal:
-            for i in range(cfg.read_stages):
-                reg = Signal(len(v), name=f"{name}{i}" if i else name, reset_less=data)
-                m.d.sync += reg.eq(v)
-                v = reg
-            return v
+        def read_regs(v, name: str, data: bool = True):
+            return delayed(m, v, cfg.read_stages, name, data)
 
         act_q = read_regs(act_r.data, "act_q")
         f_q, l_q = read_regs(f_tag, "first_q", data=False), read_regs(l_tag, "last_q", data=False)
