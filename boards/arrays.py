@@ -50,10 +50,11 @@ class BoardPlan:
 
 PLANS = {
     # iCE40UP5K: 5280 LCs, 8 SB_MAC16, 30 EBRs. The engine's control, the requant unit and the UART
-    # link take about 3000 LCs (docs/boards.md), which leaves 900 for LUT lanes: 6 SP2 rows of t_k 4.
+    # link take about 2700 LCs since block RAM reads lost Yosys's collision logic (docs/boards.md),
+    # which leaves 1190 for LUT lanes: 8 SP2 rows of t_k 4.
     # The 6 lane DSPs hold 3 FIXED4 rows and the EBRs the code memories, with no room for a FIXED-8
     # group: this board's networks are SP2 + FIXED4 (MSQ-style). Memories hold any digits layer.
-    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=900, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
+    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=1190, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
                             shared_requant=True, max_k=128, max_rows=24),
     # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 46 % of the LUTs for lanes (52 SP2 rows; 41 at 36 % filled
     # 63 % of the device and routed in 34 min). Memories hold any ResNet-20 layer.

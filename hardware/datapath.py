@@ -13,8 +13,10 @@ and a reset wired to thousands of data flip-flops was the ECP5 DSP-only baseline
 Lanes that take their operands late (LUT lanes beside two-stage DSP lanes) read one copy of the
 late activation registers per `act_fanout` rows instead of one per group: those registers fed 41
 SP2 rows across the ECP5-85F die, and their routing was 18.7 of the full array's 20.9 ns critical
-path. Yosys would merge identical registers back into one; `KEEP_REPLICAS` is the synthesis script
-line that stops it (a `keep` on the wire does not).
+path. DSP lanes off iCE40 take their registered activation operand from the same copies (one
+activation register per multiplier was a fanout of 144 from one register, a 12.7 ns route on the
+ECP5). Yosys would merge identical registers back into one; `KEEP_REPLICAS` is the synthesis
+script line that stops it (a `keep` on the wire does not).
 """
 
 from __future__ import annotations
@@ -101,13 +103,17 @@ class GroupDatapath(wiring.Component):
 
         # Lanes with fewer product stages than the engine's take their operands late, so every lane
         # delivers its product in the same cycle (the groups run in lockstep).
+        # Delayed activations are one chain per copy (each `act_fanout` rows own one), extended as
+        # lanes ask for later stages.
         act_cache: dict[tuple[int, int], list] = {}
 
         def acts_at(n: int, r: int) -> list:
             copy = r // self.act_fanout if self.act_fanout and n else 0
+            if n == 0:
+                return acts
             if (n, copy) not in act_cache:
-                stem = f"{REPLICA}_act{copy}_" if self.act_fanout and n else "act"
-                act_cache[n, copy] = [delayed(m, a, n, f"{stem}{j}_late") for j, a in enumerate(acts)]
+                stem = f"{REPLICA}_act{copy}_" if self.act_fanout else "act"
+                act_cache[n, copy] = [delayed(m, a, 1, f"{stem}{j}_late{n}") for j, a in enumerate(acts_at(n - 1, r))]
             return act_cache[n, copy]
 
         def operands(r: int, n: int) -> tuple[list, list]:
@@ -135,10 +141,11 @@ class GroupDatapath(wiring.Component):
             late = self.stages - dsp.stages("dsp", self.target)
             for r in range(0, n_dsp, 2 if paired else 1):
                 w, a_late = operands(r, late)
+                a_reg = acts_at(late + 1, r) if self.target != "ice40" else a_late  # registered operands
                 w2 = operands(r + 1, late)[0] if paired and r + 1 < n_dsp else None
                 for j in range(t_k):
                     if w2 is not None:
-                        hi, lo = dsp.pair_product(m, self.target, w[j], w2[j], a_late[j])
+                        hi, lo = dsp.pair_product(m, self.target, w[j], w2[j], a_late[j], a_reg[j])
                         row_terms[r].append(hi)
                         row_terms[r + 1].append(lo)
                     elif self.target == "ice40" and j % 2 == 0 and j + 1 < t_k:  # odd row: pair its elements
@@ -147,7 +154,7 @@ class GroupDatapath(wiring.Component):
                     elif self.target == "ice40" and j % 2:
                         pass  # taken with element j - 1
                     else:
-                        row_terms[r].append(dsp.product(m, self.target, w[j], a_late[j]))
+                        row_terms[r].append(dsp.product(m, self.target, w[j], a_reg[j]))
 
         # Pipelined adder trees at natural width. The +1 of every folded negation enters an adder
         # as its carry-in (free in the carry chain): a tree of n terms has n - 1 adders plus the

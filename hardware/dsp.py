@@ -19,9 +19,9 @@ from __future__ import annotations
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, Value, signed
 
 PACK_SHIFT = 12
-REPLICA = "replica"  # name stem of registers kept apart in synthesis (hardware.datapath.KEEP_REPLICAS): every
-# multiplier's activation register is its own; Yosys had merged them all into one register whose
-# fanout to every MULT18X18D of the die set the ECP5's Fmax
+REPLICA = "replica"  # name stem of registers kept apart in synthesis (hardware.datapath.KEEP_REPLICAS):
+# Yosys had merged the multipliers' activation registers into one, whose fanout to every MULT18X18D
+# of the die set the ECP5's Fmax
 
 
 def packed_operand(w_hi: Value, w_lo: Value) -> Value:
@@ -65,9 +65,11 @@ def dual_product(m: Module, w_hi: Value, a_hi: Value, w_lo: Value, a_lo: Value) 
     return hi, lo
 
 
-def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> tuple[Value, Value]:
+def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value, a_reg: Value) -> tuple[Value, Value]:
     """Registered products (w_hi * a, w_lo * a) of two rows sharing one multiplier (codes up to
-    8 bits on iCE40's dual 8x8 mode, up to 4 bits packed elsewhere)."""
+    8 bits on iCE40's dual 8x8 mode, up to 4 bits packed elsewhere). `a_reg` is `a` one cycle
+    later, a register the caller shares among a few lanes (off iCE40 the operands are registered
+    before the multiplier; one activation register per multiplier is a fanout the caller sizes)."""
     code_bits = max(len(w_hi), len(w_lo))
     if target == "ice40":
         return dual_product(m, w_hi, a, w_lo, a)
@@ -75,21 +77,22 @@ def pair_product(m: Module, target: str, w_hi: Value, w_lo: Value, a: Value) -> 
     hi, lo = Signal(signed(pw)), Signal(signed(pw))
     check_pack_bound(code_bits, len(a))
     op = Signal(signed(PACK_SHIFT + code_bits + 1), reset_less=True)  # stage 1: the packed operand
-    a_r = Signal.like(a, name=f"{REPLICA}_dsp_a", reset_less=True)  # one per multiplier, beside it
-    m.d.sync += [op.eq(packed_operand(w_hi, w_lo)), a_r.eq(a)]
-    p = _multiply(m, target, op, a_r)  # the multiplier sees registers only
+    m.d.sync += op.eq(packed_operand(w_hi, w_lo))
+    p = _multiply(m, target, op, a_reg)  # the multiplier sees registers only
     m.d.comb += [lo.eq(p[:PACK_SHIFT].as_signed()), hi.eq((p >> PACK_SHIFT) + p[PACK_SHIFT - 1])]
     return hi, lo
 
 
 def _multiply(m: Module, target: str, a: Value, b: Value) -> Value:
     """The registered signed product of two registered operands: one fabric register after the
-    multiplier, or on ECP5 a MULT18X18D with its own input and output registers on (the
-    combinational MULT18X18D between fabric registers, 4.6 + 3.9 + 6.5 ns, set the ECP5 DSP-only
-    design's Fmax; nextpnr times the registered modes from its timing database)."""
+    multiplier, or on ECP5 a MULT18X18D with its own input and output registers on and then a
+    fabric register (the combinational MULT18X18D between fabric registers, 4.6 + 3.9 + 6.5 ns, set
+    the ECP5 DSP-only design's Fmax, and then its registered output's 9.1 ns route to the adder
+    tree did: a DSP's output pins reach the fabric slowly, so the product lands in a register
+    first and the tree adds from there)."""
     width = len(a) + len(b)
+    p = Signal(signed(width), reset_less=True)
     if target != "ecp5":
-        p = Signal(signed(width), reset_less=True)
         m.d.sync += p.eq(a.as_signed() * b.as_signed())
         return p
     if max(len(a), len(b)) > 18:
@@ -101,22 +104,23 @@ def _multiply(m: Module, target: str, a: Value, b: Value) -> Value:
     m.submodules += Instance(
         "MULT18X18D", p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0", p_REG_OUTPUT_CLK="CLK0",
         i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0, i_CLK0=ClockSignal("sync"), i_CE0=1, i_RST0=0, **ports)
-    return p36[:width].as_signed()
+    m.d.sync += p.eq(p36[:width].as_signed())  # a fabric register beside the DSP
+    return p
 
 
-def product(m: Module, target: str, w: Value, a: Value) -> Value:
+def product(m: Module, target: str, w: Value, a_reg: Value) -> Value:
     """The product `w * a` of one row off iCE40 (FIXED-8), staged like `pair_product`: Yosys maps
     it to DSP48E1 on Xilinx."""
-    w_r, a_r = Signal(signed(len(w)), reset_less=True), Signal.like(a, name=f"{REPLICA}_dsp_a", reset_less=True)
-    m.d.sync += [w_r.eq(w.as_signed()), a_r.eq(a)]
-    return _multiply(m, target, w_r, a_r)
+    w_r = Signal(signed(len(w)), reset_less=True)
+    m.d.sync += w_r.eq(w.as_signed())
+    return _multiply(m, target, w_r, a_reg)
 
 
 def stages(kind: str, target: str) -> int:
     """Register stages from a lane's operands to its registered product: DSP lanes off iCE40 register
-    their (packed) operands first, so the multiplier sits between registers (a DP16KD's clock-to-out
+    their (packed) operands first, so the multiplier sees registers only (a DP16KD's clock-to-out
     plus the packing adder plus the multiplier set the ECP5's Fmax otherwise); the ECP5's
-    MULT18X18D adds its input register."""
+    MULT18X18D adds its input register and a fabric register after its output register."""
     if kind != "dsp" or target == "ice40":
         return 1
-    return 3 if target == "ecp5" else 2
+    return 4 if target == "ecp5" else 2

@@ -28,9 +28,11 @@ class LaneBank(wiring.Component):
         n = 1 << self.cb
         if self.kind == "pair":
             i = 0
+            a_reg = Signal.like(self.a)  # the datapath's activation register
+            m.d.sync += a_reg.eq(self.a)
             for hi in range(n):
                 for lo in range(n):
-                    ph, pl = dsp.pair_product(m, self.target, Const(hi, self.cb), Const(lo, self.cb), self.a)
+                    ph, pl = dsp.pair_product(m, self.target, Const(hi, self.cb), Const(lo, self.cb), self.a, a_reg)
                     m.d.comb += [self.y[i].eq(ph), self.y[i + 1].eq(pl)]
                     i += 2
             return m

@@ -29,9 +29,10 @@ def test_one_copy_per_row_costs_exactly_the_copies(tmp_path):
     assert flip_flops(tmp_path, 1, keep=False) == shared  # what the keep line prevents
 
 
-def test_every_multiplier_keeps_its_own_activation_register(tmp_path):
-    """FIXED4 rows in pairs on MULT18X18D: one activation register per multiplier (ROWS / 2 pairs),
-    not one shared by every multiplier of the die (what Yosys made of them without `keep`)."""
-    kept = flip_flops(tmp_path, 0, keep=True, group="FIXED4")
-    merged = flip_flops(tmp_path, 0, keep=False, group="FIXED4")
+def test_dsp_lanes_keep_one_activation_register_per_act_fanout_rows(tmp_path):
+    """FIXED4 rows in pairs on MULT18X18D read their registered activation operand from the copies
+    (here one per pair: ROWS / 2 copies), not from one register shared by every multiplier of the
+    die (what Yosys made of them without `keep`)."""
+    kept = flip_flops(tmp_path, 2, keep=True, group="FIXED4")
+    merged = flip_flops(tmp_path, 2, keep=False, group="FIXED4")
     assert kept - merged == (ROWS // 2 - 1) * T_K * AW
