@@ -43,7 +43,7 @@ class BoardPlan:
     acc_bits: int = 24
     act_bits: int = 4
     act_fanout: int = 0  # rows per copy of the late LUT lanes' activation registers (0: one per group)
-    row_addr: bool = False  # a read-address register per row's code memory (ArrayConfig.row_addr)
+    row_addr: bool = False  # staged read addresses per row's code memory (ArrayConfig.row_addr)
     read_stages: int = 1  # registers after every memory read (ArrayConfig.read_stages)
     write_stages: bool = False  # configuration writes through two register stages (ArrayConfig.write_stages)
 

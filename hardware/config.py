@@ -63,8 +63,9 @@ class ArrayConfig:
     # unit per group; a tile slot then needs the sum of the groups' row lanes, not their maximum)
     act_fanout: int = 0  # rows per copy of the activation registers of late LUT lanes (0: one copy
     # per group); large ECP5 arrays replicate them so the broadcast is not the critical net
-    row_addr: bool = False  # every row's code memory gets its own read-address register (large arrays:
-    # one address net to every code block RAM was the ECP5's critical path; a UP5K pays ~200 LCs)
+    row_addr: bool = False  # code read addresses reach every row's memory through two register stages
+    # (large arrays: one address net to every code block RAM was the ECP5's critical path; two cycles
+    # more latency per tile)
     write_stages: bool = False  # configuration writes reach each code memory through two register
     # stages (large arrays: one configuration word to every code block RAM of the ECP5 was a 24 ns route)
     read_stages: int = 1  # registers after every memory read (2 on large arrays: the ECP5's block RAMs

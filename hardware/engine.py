@@ -23,7 +23,7 @@ identity that lets every lane and DSP use signed operands.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -40,6 +40,7 @@ CHANNEL_BITS = 12
 ACT_BEAT_BITS = 8  # activation element width on the stream
 DRAIN_OVERHEAD = 2
 OUT_BANKS = 4  # output pixels in flight: computing, draining, streaming
+ADDR_STAGES = 2  # code read-address registers with `row_addr` (`replicated`)
 
 
 def row_layout(acc_bits: int) -> data.StructLayout:
@@ -55,7 +56,22 @@ def pipeline_latency(cfg: ArrayConfig) -> int:
     """Cycles from a step's issue to the capture of its tile: memory read, read registers (memory
     clock-to-out is slow on every FPGA, and far lanes need a second one), product stages, adder tree,
     accumulator."""
-    return 1 + cfg.read_stages + shared_stages(cfg) + shared_levels(cfg) + 1
+    return 1 + (ADDR_STAGES if cfg.row_addr else 0) + cfg.read_stages + shared_stages(cfg) + shared_levels(cfg) + 1
+
+
+def replicated(m: Module, v: Value, n: int, per_copy: int, name: str) -> list[Signal]:
+    """`v` two cycles later in `n` places: a register per `per_copy` places (one if 0), then one per
+    place, kept apart in synthesis (REPLICA), so a broadcast across the die is two short hops."""
+    copies: dict[int, Signal] = {}
+    out = []
+    for r in range(n):
+        c = r // per_copy if per_copy else 0
+        if c not in copies:
+            copies[c] = Signal.like(v, name=f"{REPLICA}_{name}_{c}", reset_less=True)
+            m.d.sync += copies[c].eq(v)
+        out.append(Signal.like(v, name=f"{REPLICA}_{name}_r{r}", reset_less=True))
+        m.d.sync += out[-1].eq(copies[c])
+    return out
 
 
 def shared_levels(cfg: ArrayConfig) -> int:
@@ -257,25 +273,17 @@ class LayerEngine(wiring.Component):
                     m.d.comb += [chmap_w.addr.eq(entry.channel), chmap_w.data.eq(groups.index(g)),
                                  chmap_w.en.eq(entry.valid)]
             slice_ = full[words_per_slice(cfg, g)][:t_k * CODE_BITS[g]]
-            copies: dict[int, tuple] = {}
+            if cfg.write_stages:
+                # two register stages, a copy per `act_fanout` rows and then one per memory: one
+                # configuration word to every code memory of the ECP5 array was a 24 ns route. Writes
+                # land two cycles late, before any read can follow (a vector must load and the start
+                # flag register first); the loader takes a word every third cycle.
+                w_addr = replicated(m, c_addr, len(code_w[g]), cfg.act_fanout, f"cwa_{g}")
+                w_data = replicated(m, slice_, len(code_w[g]), cfg.act_fanout, f"cwd_{g}")
             for r, port in enumerate(code_w[g]):
                 addr, data, en = c_addr, slice_, accept & x_codes[g] & (c_lane == r)
                 if cfg.write_stages:
-                    # two register stages, a copy per `act_fanout` rows and then one per memory, kept apart
-                    # (REPLICA): one configuration word to every code memory of the ECP5 array was a 24 ns
-                    # route. Writes land two cycles late, before any read can follow (a vector must
-                    # load and the start flag register first); the loader takes a word every third cycle.
-                    c = r // cfg.act_fanout if cfg.act_fanout else 0
-                    if c not in copies:
-                        copies[c] = tuple(Signal.like(v, name=f"{REPLICA}_cw{k}_{g}_{c}", reset_less=True)
-                                          for k, v in (("a", addr), ("d", data)))
-                        m.d.sync += [copies[c][0].eq(addr), copies[c][1].eq(data)]
-                    staged = [Signal.like(v, name=f"{REPLICA}_cw{k}_{g}_r{r}", reset_less=k != "e")
-                              for k, v in (("a", addr), ("d", data), ("e", en))]
-                    en1 = Signal(name=f"cw_e1_{g}_{r}")
-                    m.d.sync += [en1.eq(en), staged[0].eq(copies[c][0]), staged[1].eq(copies[c][1]),
-                                 staged[2].eq(en1)]
-                    addr, data, en = staged
+                    addr, data, en = w_addr[r], w_data[r], delayed(m, en, 2, f"cw_en_{g}_{r}", data=False)
                 m.d.comb += [port.addr.eq(addr), port.data.eq(data), port.en.eq(en)]
         with m.If(accept):
             m.d.sync += [configured.eq(0), buf.eq(Cat(buf, word)[32:])]  # buf: the last words
@@ -361,14 +369,10 @@ class LayerEngine(wiring.Component):
         issue = Signal()  # a step is issued this cycle
         step_last = i_slot == S_m1
         # Read addresses live in registers that make the same moves as the counters they are the sum
-        # of (bank * steps_max + i_slot, base + i_slot), so no adder sits before the block RAMs; with
-        # `row_addr` every row's code memory has its own copy (kept apart in synthesis): one address net
-        # to every code block RAM of the ECP5 array was its critical path (12 of 18 ns routing).
+        # of (bank * steps_max + i_slot, base + i_slot), so no adder sits before the block RAMs.
         a_addr = Signal.like(act_r.addr, name="act_addr", reset_less=True)
-        rd_addr = {g: [Signal.like(code_r[g][0].addr, reset_less=True,
-                                   name=f"{REPLICA}_addr_{g}_{r}" if cfg.row_addr else f"code_addr_{g}")
-                       for r in range(rows[g] if cfg.row_addr else 1)] for g in groups}
-        all_rd = [a for g in groups for a in rd_addr[g]]
+        rd_addr = {g: Signal.like(code_r[g][0].addr, reset_less=True, name=f"code_addr_{g}") for g in groups}
+        all_rd = list(rd_addr.values())
         bank_base = lambda bank: Mux(bank, steps_max, 0)  # noqa: E731
         with m.If(~issuing):
             with m.If(start):
@@ -383,7 +387,7 @@ class LayerEngine(wiring.Component):
             with m.If(slot_end):
                 m.d.sync += [i_slot.eq(0), i_tile.eq(i_tile + 1), tile_last.eq(i_tile == T_m2)]
                 m.d.sync += [base[g].eq(base[g] + S) for g in groups]
-                m.d.sync += [a.eq(base[g] + S) for g in groups for a in rd_addr[g]]
+                m.d.sync += [rd_addr[g].eq(base[g] + S) for g in groups]
                 m.d.sync += a_addr.eq(bank_base(i_bank))
                 with m.If(tile_last):  # pixel issued: free its activations, next pixel
                     m.d.sync += [act_full.bit_select(i_bank, 1).eq(0), i_bank.eq(~i_bank), i_obank.eq(nxt_obank)]
@@ -404,16 +408,25 @@ class LayerEngine(wiring.Component):
         v_tag = {g: Signal(name=f"valid_{g}") for g in groups}
         f_tag, l_tag = Signal(), Signal()
         m.d.sync += [f_tag.eq(i_slot == 0), l_tag.eq(step_last)]
-        # the read registers: memory outputs and their tags, registered `read_stages` times more
-        def read_regs(v, name: str, data: bool = True):
-            return delayed(m, v, cfg.read_stages, name, data)
+        # With `row_addr` the code read addresses reach each row's memory through two register stages
+        # (`replicated`): one address counter to every code block RAM of the ECP5 array was its
+        # critical path (18 ns routing, and 12 of 18 ns when every row had its own counter). The
+        # activations and the tags wait as long; the activation memory is read on time, so a bank
+        # the issuer frees is never read after the loader refills it.
+        late = ADDR_STAGES if cfg.row_addr else 0
+
+        # the read registers: memory outputs and their tags, registered `read_stages` (+ late) times more
+        def read_regs(v, name: str, data: bool = True, extra: int = late):
+            return delayed(m, v, cfg.read_stages + extra, name, data)
 
         act_q = read_regs(act_r.data, "act_q")
         f_q, l_q = read_regs(f_tag, "first_q", data=False), read_regs(l_tag, "last_q", data=False)
         for g in groups:
-            m.d.comb += [port.addr.eq(rd_addr[g][r % len(rd_addr[g])]) for r, port in enumerate(code_r[g])]
+            addrs = replicated(m, rd_addr[g], len(code_r[g]), cfg.act_fanout, f"ra_{g}") if late \
+                else [rd_addr[g]] * len(code_r[g])
+            m.d.comb += [port.addr.eq(a) for a, port in zip(addrs, code_r[g])]
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
-            codes_q = read_regs(Cat(*(port.data for port in code_r[g])), f"codes_q_{g}")
+            codes_q = read_regs(Cat(*(port.data for port in code_r[g])), f"codes_q_{g}", extra=0)
             v_q = read_regs(v_tag[g], f"valid_q_{g}", data=False)
             dp = datapaths[g]
             m.d.comb += [dp.act.eq(act_q), dp.codes.eq(codes_q), dp.valid.eq(v_q), dp.first.eq(f_q), dp.last.eq(l_q)]
