@@ -66,8 +66,8 @@ class ArrayConfig:
     row_addr: bool = False  # code read addresses reach every row's memory through two register stages
     # (large arrays: one address net to every code block RAM was the ECP5's critical path; two cycles
     # more latency per tile)
-    write_stages: bool = False  # configuration writes reach each code memory through two register
-    # stages (large arrays: one configuration word to every code block RAM of the ECP5 was a 24 ns route)
+    write_stages: bool = False  # configuration writes reach the code memories through a register per
+    # `act_fanout` rows (large arrays: one configuration word to every code block RAM of the ECP5 was a 24 ns route)
     read_stages: int = 1  # registers after every memory read (2 on large arrays: the ECP5's block RAMs
     # sit in a few rows of the die, and one route from a code memory to its far lanes took 19 ns)
 

@@ -59,9 +59,10 @@ def pipeline_latency(cfg: ArrayConfig) -> int:
     return 1 + (ADDR_STAGES if cfg.row_addr else 0) + cfg.read_stages + shared_stages(cfg) + shared_levels(cfg) + 1
 
 
-def replicated(m: Module, v: Value, n: int, per_copy: int, name: str) -> list[Signal]:
-    """`v` two cycles later in `n` places: a register per `per_copy` places (one if 0), then one per
-    place, kept apart in synthesis (REPLICA), so a broadcast across the die is two short hops."""
+def replicated(m: Module, v: Value, n: int, per_copy: int, name: str, stages: int = 2) -> list[Signal]:
+    """`v` `stages` cycles later in `n` places: a register per `per_copy` places (one if 0), then
+    (with two stages) one per place, kept apart in synthesis (REPLICA), so a broadcast across the
+    die is short hops."""
     copies: dict[int, Signal] = {}
     out = []
     for r in range(n):
@@ -69,6 +70,9 @@ def replicated(m: Module, v: Value, n: int, per_copy: int, name: str) -> list[Si
         if c not in copies:
             copies[c] = Signal.like(v, name=f"{REPLICA}_{name}_{c}", reset_less=True)
             m.d.sync += copies[c].eq(v)
+        if stages == 1:
+            out.append(copies[c])
+            continue
         out.append(Signal.like(v, name=f"{REPLICA}_{name}_r{r}", reset_less=True))
         m.d.sync += out[-1].eq(copies[c])
     return out
@@ -274,16 +278,17 @@ class LayerEngine(wiring.Component):
                                  chmap_w.en.eq(entry.valid)]
             slice_ = full[words_per_slice(cfg, g)][:t_k * CODE_BITS[g]]
             if cfg.write_stages:
-                # two register stages, a copy per `act_fanout` rows and then one per memory: one
-                # configuration word to every code memory of the ECP5 array was a 24 ns route. Writes
-                # land two cycles late, before any read can follow (a vector must load and the start
-                # flag register first); the loader takes a word every third cycle.
-                w_addr = replicated(m, c_addr, len(code_w[g]), cfg.act_fanout, f"cwa_{g}")
-                w_data = replicated(m, slice_, len(code_w[g]), cfg.act_fanout, f"cwd_{g}")
+                # a register stage, a copy per `act_fanout` rows, kept apart: one configuration word
+                # to every code memory of the ECP5 array was a 24 ns route. (A second stage, one copy
+                # per memory, cost 6500 flip-flops on the ULX3S array and left its baselines
+                # unroutable.) Writes land a cycle late, before any read can follow (a vector must
+                # load and the start flag register first).
+                w_addr = replicated(m, c_addr, len(code_w[g]), cfg.act_fanout, f"cwa_{g}", stages=1)
+                w_data = replicated(m, slice_, len(code_w[g]), cfg.act_fanout, f"cwd_{g}", stages=1)
             for r, port in enumerate(code_w[g]):
                 addr, data, en = c_addr, slice_, accept & x_codes[g] & (c_lane == r)
                 if cfg.write_stages:
-                    addr, data, en = w_addr[r], w_data[r], delayed(m, en, 2, f"cw_en_{g}_{r}", data=False)
+                    addr, data, en = w_addr[r], w_data[r], delayed(m, en, 1, f"cw_en_{g}_{r}", data=False)
                 m.d.comb += [port.addr.eq(addr), port.data.eq(data), port.en.eq(en)]
         with m.If(accept):
             m.d.sync += [configured.eq(0), buf.eq(Cat(buf, word)[32:])]  # buf: the last words
