@@ -45,7 +45,7 @@ class BoardPlan:
     act_fanout: int = 0  # rows per copy of the late LUT lanes' activation registers (0: one per group)
     row_addr: bool = False  # staged read addresses per row's code memory (ArrayConfig.row_addr)
     read_stages: int = 1  # registers after every memory read (ArrayConfig.read_stages)
-    write_stages: bool = False  # configuration writes through two register stages (ArrayConfig.write_stages)
+    write_stages: bool = False  # configuration writes through a register per act_fanout rows (ArrayConfig.write_stages)
 
 
 PLANS = {

@@ -108,9 +108,9 @@ class GroupDatapath(wiring.Component):
         act_cache: dict[tuple[int, int], list] = {}
 
         def acts_at(n: int, r: int) -> list:
-            copy = r // self.act_fanout if self.act_fanout and n else 0
             if n == 0:
                 return acts
+            copy = r // self.act_fanout if self.act_fanout else 0
             if (n, copy) not in act_cache:
                 stem = f"{REPLICA}_act{copy}_" if self.act_fanout else "act"
                 act_cache[n, copy] = [delayed(m, a, 1, f"{stem}{j}_late{n}") for j, a in enumerate(acts_at(n - 1, r))]

@@ -1,4 +1,4 @@
-"""DSP multipliers for FIXED rows, per target, all with one registered output stage (data
+"""DSP multipliers for FIXED rows, per target, each ending in a registered product (data
 registers: never reset, see hardware/datapath.py).
 
 FIXED-4 rows are processed two at a time: both rows multiply the same activation, so one

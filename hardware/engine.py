@@ -59,7 +59,7 @@ def pipeline_latency(cfg: ArrayConfig) -> int:
     return 1 + (ADDR_STAGES if cfg.row_addr else 0) + cfg.read_stages + shared_stages(cfg) + shared_levels(cfg) + 1
 
 
-def replicated(m: Module, v: Value, n: int, per_copy: int, name: str, stages: int = 2) -> list[Signal]:
+def replicated(m: Module, v: Value, n: int, per_copy: int, name: str, stages: int) -> list[Signal]:
     """`v` `stages` cycles later in `n` places: a register per `per_copy` places (one if 0), then
     (with two stages) one per place, kept apart in synthesis (REPLICA), so a broadcast across the
     die is short hops."""
@@ -427,7 +427,7 @@ class LayerEngine(wiring.Component):
         act_q = read_regs(act_r.data, "act_q")
         f_q, l_q = read_regs(f_tag, "first_q", data=False), read_regs(l_tag, "last_q", data=False)
         for g in groups:
-            addrs = replicated(m, rd_addr[g], len(code_r[g]), cfg.act_fanout, f"ra_{g}") if late \
+            addrs = replicated(m, rd_addr[g], len(code_r[g]), cfg.act_fanout, f"ra_{g}", late) if late \
                 else [rd_addr[g]] * len(code_r[g])
             m.d.comb += [port.addr.eq(a) for a, port in zip(addrs, code_r[g])]
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
