@@ -3,9 +3,11 @@
 One sizing rule for all four designs of a board, so their comparison is fair:
 - the DSPs go first: 2 per requant unit (its 16 x 16 partial products), the rest to DSP row lanes
   (FIXED4 packed / dual 8x8: 2 MACs per DSP; FIXED8 on ECP5: 1);
-- then LUT lanes fill the board's LUT lane budget (`lane_luts`) at the per-lane cost Yosys
-  synthesizes for their kind (the shipped resource model's lane costs: SP2 shift-add, Booth or
-  plain multipliers, adder trees and accumulators included).
+- then LUT lanes fill the board's lane budgets, `lane_luts` LUTs and `lane_ffs` flip-flops, at the
+  per-lane cost Yosys synthesizes for their kind (the shipped resource model's lane costs: SP2
+  shift-add, Booth or plain multipliers, adder trees and accumulators included), as many rows as the
+  tighter of the two allows. Booth lanes register two terms per MAC: sized by LUTs alone, the ECP5
+  Booth baseline filled 79 % of the flip-flops and found no legal placement.
 
 Designs: `mixed` (SP2 rows on LUTs + FIXED4 / FIXED8 rows on DSPs, what rowmix runs), and the
 fixed-point-only baselines of the board issue: `dsp-only` (a: FIXED-4 on DSPs, packing allowed),
@@ -35,6 +37,7 @@ class BoardPlan:
     t_k: int
     dsps: int
     lane_luts: int  # LUT (LC) budget of the LUT lanes
+    lane_ffs: int  # flip-flop budget of the LUT lanes
     fixed4_dsp_rows: int  # the mixed design's DSP rows; the baselines give every lane DSP to FIXED4
     fixed8_dsp_rows: int
     shared_requant: bool  # one unit drains every group (small devices) or one per group
@@ -54,13 +57,15 @@ PLANS = {
     # which leaves 1190 for LUT lanes: 8 SP2 rows of t_k 4.
     # The 6 lane DSPs hold 3 FIXED4 rows and the EBRs the code memories, with no room for a FIXED-8
     # group: this board's networks are SP2 + FIXED4 (MSQ-style). Memories hold any digits layer.
-    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=1190, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
+    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=1190, lane_ffs=1190, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
                             shared_requant=True, max_k=128, max_rows=24),
     # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 46 % of the LUTs for lanes (52 SP2 rows; 41 at 36 % filled
-    # 63 % of the device and routed in 34 min). Memories hold any ResNet-20 layer.
+    # 63 % of the device and routed in 34 min), 31 % of the flip-flops (the mixed array's SP2 rows use
+    # 23.5k; the rest of the design about 33k, so the total stays where the mixed array places).
+    # Memories hold any ResNet-20 layer.
     # One copy of the activation registers per 4 LUT rows: one copy for 41 rows was the critical net;
     # a second read register: one route from a code block RAM to its far lanes took 19 ns.
-    "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=38200, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
+    "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=38200, lane_ffs=26000, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
                            shared_requant=False, max_k=576, max_rows=64, act_fanout=4,
                            row_addr=True, read_stages=2, write_stages=True),
 }
@@ -87,8 +92,9 @@ def board_array(board: str, design: str = "mixed") -> ArrayConfig:
         raise RowmixError(f"unknown design {design!r} (known: {', '.join(DESIGNS)})")
     p = plan(board)
     aw = "5" if p.act_bits == 4 else "8"
-    cost = lambda g, k: lane_costs()[p.target][g][k][aw]["lut"]  # noqa: E731
-    lut_rows = lambda g, k: math.floor(p.lane_luts / (p.t_k * cost(g, k)))  # noqa: E731
+    costs = lane_costs()[p.target]
+    lut_rows = lambda g, k: math.floor(min(p.lane_luts / costs[g][k][aw]["lut"],  # noqa: E731
+                                           p.lane_ffs / costs[g][k][aw]["ff"]) / p.t_k)
     if design == "mixed":
         f8_cap = 4 if p.fixed8_dsp_rows else 0  # FIXED-8 rows are a few % of a layer: a shallow memory
         groups = {"SP2": GroupConfig(lut_rows("SP2", "sp2"), "sp2"),
