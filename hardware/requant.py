@@ -4,7 +4,8 @@ DESIGN section 2 with a 16-bit multiplier, pipelined to one result per cycle.
 Stages (one register each, so no stage holds more than one wide carry chain or one mux tree,
 which is what lets a full iCE40 array close at 50 MHz): inputs; acc + bias; two 16 x 16 partial products
 (`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
-plus the rounding constant; the arithmetic shift (floor); saturation flags from the high bits and
+plus the rounding constant, in two halves (low half and its carry, then the high half); the
+arithmetic shift (floor); saturation flags from the high bits and
 the compares of the low out_bits with lo and hi, side by side; the clamp's choice from those flags;
 the clamp, a mux (lo = 0 makes the fused ReLU).
 Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
@@ -19,13 +20,13 @@ build never passes `-dsp` and instantiates here instead.
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 M_BITS = 16
 N_BITS = 6  # n in 1..62
-LATENCY = 9
+LATENCY = 10
 
 
 def mul16(m: Module, target: str, a: Value, b: Value, a_signed: bool) -> Signal:
@@ -106,8 +107,15 @@ class RequantUnit(wiring.Component):
         rounding = Signal(pw)
         m.d.sync += rounding.eq(rounding_constant(n_eff))
         n, ch, v = stage(n_eff, ch, v)
+        # prod + 2^(n-1) in two halves, the low half's carry registered between them: as one 42-bit
+        # carry chain it set the full iCE40 array's Fmax
+        half = pw // 2
+        low = Signal(half + 1)  # the low half's sum and its carry out
+        prod_hi, rounding_hi = Signal(signed(pw - half)), Signal(pw - half)
+        m.d.sync += [low.eq(prod[:half] + rounding[:half]), prod_hi.eq(prod[half:]), rounding_hi.eq(rounding[half:])]
+        n, ch, v = stage(n, ch, v)
         rounded = Signal(signed(pw + 1))
-        m.d.sync += rounded.eq(prod + rounding)
+        m.d.sync += rounded.eq(Cat(low[:half], prod_hi + rounding_hi + low[half]))
         n, ch, v = stage(n, ch, v)
         shifted = Signal(signed(pw + 1))
         m.d.sync += shifted.eq(rounded >> n)
