@@ -3,7 +3,8 @@
 Inputs arrive aligned with their tags (valid, first and last step of a row tile). Every row lane
 forms its t_k products (SP2 shift-add, Booth, plain multiply, or DSP), registers them, sums them in
 a tree with one register per level, and accumulates; on the last step of a tile the final sums are
-captured into hold registers that the requantization drain reads while the next tile accumulates.
+captured into hold registers, which shift toward the requantization drain, one row per cycle,
+while the next tile accumulates.
 Every group of the engine has the same latency (`tree_levels` is shared), so groups run in
 lockstep on one activation stream.
 
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.data import ArrayLayout
 from amaranth.lib.wiring import In, Out
 
 from . import dsp, lanes
@@ -83,7 +83,8 @@ class GroupDatapath(wiring.Component):
             "valid": In(1),
             "first": In(1),
             "last": In(1),
-            "hold": Out(ArrayLayout(signed(acc_bits), cfg.rows)),
+            "head": Out(signed(acc_bits)),  # the hold register the drain reads: row 0's, then each next row's
+            "shift": In(1),  # the drain took `head`: every hold register takes its successor's value
             "captured": Out(1),
         })
 
@@ -189,16 +190,24 @@ class GroupDatapath(wiring.Component):
             tags.append((v, f, l))
         valid, first, last = tags[-1]
 
+        # The hold registers form a shift register toward row 0, so the drain reads one register
+        # beside its neighbour rather than a mux of every row's (on the ECP5 that mux gathered 18-52
+        # registers from across the die into the requant unit). A capture loads every row at once;
+        # the drain of a tile ends before the next capture (a slot covers the drain).
         m.d.sync += self.captured.eq(valid & last)
+        holds = [data_reg(signed(self.acc_bits), f"hold{r}") for r in range(rows)]
+        m.d.comb += self.head.eq(holds[0])
         for r in range(rows):
-            acc, hold = data_reg(signed(self.acc_bits), f"acc{r}"), data_reg(signed(self.acc_bits), f"hold{r}")
-            m.d.comb += self.hold[r].eq(hold)
+            acc = data_reg(signed(self.acc_bits), f"acc{r}")
             total = sums[r]
             for c in carries_left[r]:  # at most one is left: the accumulator's carry-in
                 total = total + c
             nxt = Mux(first, total, acc + total)
             with m.If(valid):
                 m.d.sync += acc.eq(nxt)
-                with m.If(last):
-                    m.d.sync += hold.eq(nxt)
+            with m.If(valid & last):
+                m.d.sync += holds[r].eq(nxt)
+            if r + 1 < rows:
+                with m.Elif(self.shift):
+                    m.d.sync += holds[r].eq(holds[r + 1])
         return m

@@ -41,6 +41,7 @@ ACT_BEAT_BITS = 8  # activation element width on the stream
 DRAIN_OVERHEAD = 2
 OUT_BANKS = 4  # output pixels in flight: computing, draining, streaming
 ADDR_STAGES = 2  # code read-address registers with `row_addr` (`replicated`)
+WRITE_TREE = 4  # configuration write addresses: a first-level copy per WRITE_TREE leaf copies
 
 
 def row_layout(acc_bits: int) -> data.StructLayout:
@@ -59,22 +60,19 @@ def pipeline_latency(cfg: ArrayConfig) -> int:
     return 1 + (ADDR_STAGES if cfg.row_addr else 0) + cfg.read_stages + shared_stages(cfg) + shared_levels(cfg) + 1
 
 
-def replicated(m: Module, v: Value, n: int, per_copy: int, name: str, stages: int) -> list[Signal]:
-    """`v` `stages` cycles later in `n` places: a register per `per_copy` places (one if 0), then
-    (with two stages) one per place, kept apart in synthesis (REPLICA), so a broadcast across the
-    die is short hops."""
-    copies: dict[int, Signal] = {}
-    out = []
-    for r in range(n):
-        c = r // per_copy if per_copy else 0
-        if c not in copies:
-            copies[c] = Signal.like(v, name=f"{REPLICA}_{name}_{c}", reset_less=True)
-            m.d.sync += copies[c].eq(v)
-        if stages == 1:
-            out.append(copies[c])
-            continue
-        out.append(Signal.like(v, name=f"{REPLICA}_{name}_r{r}", reset_less=True))
-        m.d.sync += out[-1].eq(copies[c])
+def replicated(m: Module, v: Value, n: int, fanouts: tuple[int, ...], name: str) -> list[Signal]:
+    """`v` in `n` places through one register stage per entry of `fanouts`: stage i holds a copy per
+    `fanouts[i]` places (one copy if 0), fed by the stage before, so a broadcast across the die is a
+    tree of short hops. The copies are kept apart in synthesis (REPLICA)."""
+    out: list[Value] = [v] * n
+    for i, per_copy in enumerate(fanouts):
+        copies: dict[int, Signal] = {}
+        for r in range(n):
+            c = r // per_copy if per_copy else 0
+            if c not in copies:
+                copies[c] = Signal.like(v, name=f"{REPLICA}_{name}_s{i}_{c}", reset_less=True)
+                m.d.sync += copies[c].eq(out[r])
+            out[r] = copies[c]
     return out
 
 
@@ -283,8 +281,12 @@ class LayerEngine(wiring.Component):
                 # per memory, cost 6500 flip-flops on the ULX3S array and left its baselines
                 # unroutable.) Writes land a cycle late, before any read can follow (a vector must
                 # load and the start flag register first).
-                w_addr = replicated(m, c_addr, len(code_w[g]), cfg.act_fanout, f"cwa_{g}", stages=1)
-                w_data = replicated(m, slice_, len(code_w[g]), cfg.act_fanout, f"cwd_{g}", stages=1)
+                # The address bits go through a two-level tree (its one-level copies were the next
+                # 15 ns net): c_addr moves only when a word is accepted and words come at least 3
+                # cycles apart, so its value a cycle before the accept is the one the write needs.
+                w_addr = replicated(m, c_addr, len(code_w[g]), (WRITE_TREE * cfg.act_fanout, cfg.act_fanout),
+                                    f"cwa_{g}")
+                w_data = replicated(m, slice_, len(code_w[g]), (cfg.act_fanout,), f"cwd_{g}")
             for r, port in enumerate(code_w[g]):
                 addr, data, en = c_addr, slice_, accept & x_codes[g] & (c_lane == r)
                 if cfg.write_stages:
@@ -427,7 +429,7 @@ class LayerEngine(wiring.Component):
         act_q = read_regs(act_r.data, "act_q")
         f_q, l_q = read_regs(f_tag, "first_q", data=False), read_regs(l_tag, "last_q", data=False)
         for g in groups:
-            addrs = replicated(m, rd_addr[g], len(code_r[g]), cfg.act_fanout, f"ra_{g}", late) if late \
+            addrs = replicated(m, rd_addr[g], len(code_r[g]), (cfg.act_fanout, 1), f"ra_{g}") if late \
                 else [rd_addr[g]] * len(code_r[g])
             m.d.comb += [port.addr.eq(a) for a, port in zip(addrs, code_r[g])]
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
@@ -499,24 +501,22 @@ class LayerEngine(wiring.Component):
         if shared:
             m.submodules.requant = unit = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, ch_bits, cfg.target)
             units = {g: unit for g in groups}
-            sel = {g: Signal(name=f"sel_{g}") for g in groups}  # which group's lane the shared unit takes
         for g in groups:
             requ = units.get(g)
             if requ is None:
                 m.submodules[f"requant_{g}"] = requ = rq.RequantUnit(cfg.acc_bits, cfg.out_bits, ch_bits, cfg.target)
-            lane = Signal(range(max(rows[g], 2)), name=f"lane_{g}")
-            s_valid = Signal(name=f"valid_{g}")
+            s_valid, taking = Signal(name=f"valid_{g}"), Signal(name=f"taking_{g}")
             in_g = draining & d_on[g]
             with m.If(in_g if shared else 1):
                 m.d.comb += table_r[g].addr.eq(d_addr[g])
-            m.d.sync += [lane.eq(d_lane[g]), s_valid.eq(in_g & d_active[g])]
+            m.d.sync += [s_valid.eq(in_g & d_active[g]), taking.eq(in_g)]
             entry = table_r[g].data
-            drive = [requ.acc.eq(datapaths[g].hold[lane]), requ.bias.eq(entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
+            m.d.comb += datapaths[g].shift.eq(taking)  # the unit takes the head row: the next one moves up
+            drive = [requ.acc.eq(datapaths[g].head), requ.bias.eq(entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
                      requ.channel.eq(entry.channel), requ.valid.eq(s_valid & entry.valid)]
             m.d.comb += [requ.lo.eq(lo), requ.hi.eq(hi)]  # the layer's clamp, read at the unit's last stage
             if shared:
-                m.d.sync += sel[g].eq(in_g)
-                with m.If(sel[g]):
+                with m.If(taking):  # the shared unit takes this group's lane
                     m.d.comb += drive
             else:
                 m.d.comb += drive
@@ -539,9 +539,13 @@ class LayerEngine(wiring.Component):
         # Free FIFO places not yet promised to a read (a credit counter instead of `level + pending <
         # depth`, an adder and compare the iCE40 found on its critical path); the pixel's last channel
         # is a flag advanced with `o_chan`, not a compare with R - 1.
+        # `has_credit` is `credits != 0` kept in a register (as a zero test it sat between the bank
+        # pointer and the pointer's own enable, an iCE40 critical path).
         credits = Signal(range(ofifo.depth + 1), init=ofifo.depth)
-        can_read = out_full.bit_select(o_bank, 1) & (credits != 0)
-        m.d.sync += credits.eq(credits - can_read + (self.out.valid & self.out.ready))
+        has_credit = Signal(init=1)
+        can_read = out_full.bit_select(o_bank, 1) & has_credit
+        credits_next = credits - can_read + (self.out.valid & self.out.ready)
+        m.d.sync += [credits.eq(credits_next), has_credit.eq(credits_next != 0)]
         for g in out_r:
             m.d.comb += out_r[g].addr.eq(o_bank * cfg.max_rows + o_chan)
         out_data = Signal(signed(cfg.out_bits))
@@ -569,11 +573,14 @@ class LayerEngine(wiring.Component):
         # `cycles`: from the cycle that accepts a layer's first activation beat to the one that hands
         # out its last output code, inclusive (what the cycle model predicts); `pixels`: pixels out.
         # Both counters clear in the cycle after a layer's first header word (the engine is idle then, so
-        # neither would count): a registered clear, not the handshake, drives their 64 enables.
+        # neither would count): a registered clear, not the handshake, drives their 64 enables. A
+        # cycle is counted one cycle after it happens (`counting` is registered: `idle` into the
+        # counter's 32 enables was an iCE40 critical path), so the count is complete two cycles after
+        # the last output code.
         clear = Signal()
         m.d.sync += clear.eq(accept & x_hdr & (hdr == 0))
         counting = Signal()
-        m.d.comb += counting.eq((self.act.valid & self.act.ready) | (l_step != 0) | ~idle | ofifo.r_rdy)
+        m.d.sync += counting.eq((self.act.valid & self.act.ready) | (l_step != 0) | ~idle | ofifo.r_rdy)
         with m.If(clear):
             m.d.sync += [self.cycles.eq(0), self.pixels.eq(0)]
         with m.Elif(counting):

@@ -49,7 +49,7 @@ def measure(cfg, layer, src, x):
             edge += 1
         result["last"] = edge - 1
         result["outs"] = outs
-        await ctx.tick()
+        await ctx.tick().repeat(2)  # the counter is complete two cycles after the last output
         result["counter"] = ctx.get(dut.cycles)
 
     sim = Simulator(dut)
