@@ -84,7 +84,7 @@ class GroupDatapath(wiring.Component):
             "first": In(1),
             "last": In(1),
             "head": Out(signed(acc_bits)),  # the hold register the drain reads: row 0's, then each next row's
-            "shift": In(1),  # the drain took `head`: every hold register takes its successor's value
+            "shift": In(1),  # the drain takes `head` in the next cycle, then every hold register its successor's value
             "captured": Out(1),
         })
 
@@ -182,22 +182,36 @@ class GroupDatapath(wiring.Component):
             sums.append(level[0])
             carries_left.append(carries)
 
-        # Tags travel with the data.
+        # Tags travel with the data. Their last stage, and the drain's shift, are registered once per
+        # `act_fanout` rows (kept apart), like the activations: one tag register fed the enables of
+        # every accumulator and hold register of a group, 2500 flip-flops across the ECP5 die.
         tags = [(self.valid, self.first, self.last)]
         for _ in range(self.stages + self.levels):
             v, f, l = Signal(), Signal(), Signal()
             m.d.sync += [v.eq(tags[-1][0]), f.eq(tags[-1][1]), l.eq(tags[-1][2])]
             tags.append((v, f, l))
-        valid, first, last = tags[-1]
+        m.d.sync += self.captured.eq(tags[-1][0] & tags[-1][2])
+        copies: dict[tuple[int, str], Signal] = {}
+
+        def control(r: int, name: str) -> Signal:
+            """Row r's copy (shared by its `act_fanout` rows) of a tag or the shift."""
+            c = r // self.act_fanout if self.act_fanout else 0
+            if (c, name) not in copies:
+                reg = Signal(name=f"{REPLICA}_tag{c}_{name}" if self.act_fanout else f"tag_{name}")
+                src = dict(zip(("valid", "first", "last"), tags[-2]), shift=self.shift)[name]
+                m.d.sync += reg.eq(src)
+                copies[c, name] = reg
+            return copies[c, name]
 
         # The hold registers form a shift register toward row 0, so the drain reads one register
         # beside its neighbour rather than a mux of every row's (on the ECP5 that mux gathered 18-52
         # registers from across the die into the requant unit). A capture loads every row at once;
         # the drain of a tile ends before the next capture (a slot covers the drain).
-        m.d.sync += self.captured.eq(valid & last)
         holds = [data_reg(signed(self.acc_bits), f"hold{r}") for r in range(rows)]
         m.d.comb += self.head.eq(holds[0])
         for r in range(rows):
+            valid, first, last = (control(r, n) for n in ("valid", "first", "last"))
+            shift = control(r, "shift") if r + 1 < rows else None
             acc = data_reg(signed(self.acc_bits), f"acc{r}")
             total = sums[r]
             for c in carries_left[r]:  # at most one is left: the accumulator's carry-in
@@ -207,7 +221,7 @@ class GroupDatapath(wiring.Component):
                 m.d.sync += acc.eq(nxt)
             with m.If(valid & last):
                 m.d.sync += holds[r].eq(nxt)
-            if r + 1 < rows:
-                with m.Elif(self.shift):
+            if shift is not None:
+                with m.Elif(shift):
                     m.d.sync += holds[r].eq(holds[r + 1])
         return m

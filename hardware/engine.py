@@ -511,7 +511,7 @@ class LayerEngine(wiring.Component):
                 m.d.comb += table_r[g].addr.eq(d_addr[g])
             m.d.sync += [s_valid.eq(in_g & d_active[g]), taking.eq(in_g)]
             entry = table_r[g].data
-            m.d.comb += datapaths[g].shift.eq(taking)  # the unit takes the head row: the next one moves up
+            m.d.comb += datapaths[g].shift.eq(in_g)  # the unit takes the head row next cycle: the next one moves up
             drive = [requ.acc.eq(datapaths[g].head), requ.bias.eq(entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
                      requ.channel.eq(entry.channel), requ.valid.eq(s_valid & entry.valid)]
             m.d.comb += [requ.lo.eq(lo), requ.hi.eq(hi)]  # the layer's clamp, read at the unit's last stage

@@ -96,17 +96,21 @@ class RequantUnit(wiring.Component):
         acc = Signal(signed(16 + hi_bits))  # acc + bias: the artifact keeps it within acc_bits
         m0 = Signal(M_BITS)
         m.d.sync += [acc.eq(acc_in + bias), m0.eq(m0_in)]
-        flags = stage(*flags)
+        # |prod| < 2^(pw-1): for every n >= pw the result is 0, as at n = pw. The shift saturates here,
+        # two stages before the rounding constant needs it (compare, mux and decoder in one stage
+        # set the full iCE40 array's Fmax).
+        n_in, ch, v = flags
+        n_eff = Signal(range(pw + 1))
+        m.d.sync += n_eff.eq(Mux(n_in > pw, pw, n_in))
+        flags = [n_eff, *stage(ch, v)]
         p_lo = mul16(m, self.target, acc[:16], m0, a_signed=False)
         p_hi = mul16(m, self.target, acc[16:].as_signed(), m0, a_signed=True)
         n, ch, v = stage(*flags)
         prod = Signal(signed(pw))
         m.d.sync += prod.eq((p_hi << 16) + p_lo)
-        n_eff = Signal(range(pw + 1))  # |prod| < 2^(pw-1): for every n >= pw the result is 0, as at n = pw
-        m.d.comb += n_eff.eq(Mux(n > pw, pw, n))
         rounding = Signal(pw)
-        m.d.sync += rounding.eq(rounding_constant(n_eff))
-        n, ch, v = stage(n_eff, ch, v)
+        m.d.sync += rounding.eq(rounding_constant(n))
+        n, ch, v = stage(n, ch, v)
         # prod + 2^(n-1) in two halves, the low half's carry registered between them: as one 42-bit
         # carry chain it set the full iCE40 array's Fmax
         half = pw // 2

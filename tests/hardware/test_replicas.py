@@ -9,6 +9,7 @@ from rowmix.hardware.resources import run_yosys_script
 
 ROWS, T_K, AW = 4, 4, 5
 STAGES = dsp.stages("dsp", "ecp5")  # SP2 lanes beside ECP5 DSP lanes take their operands STAGES - 1 cycles late
+TAGS = 3  # each copy also holds the row tags (valid, first, last) and, unless its rows end the group, the shift
 
 
 def flip_flops(tmp_path, act_fanout: int, keep: bool, group: str = "SP2") -> int:
@@ -25,14 +26,16 @@ def flip_flops(tmp_path, act_fanout: int, keep: bool, group: str = "SP2") -> int
 def test_one_copy_per_row_costs_exactly_the_copies(tmp_path):
     shared = flip_flops(tmp_path, 0, keep=True)
     per_row = flip_flops(tmp_path, 1, keep=True)
-    assert per_row - shared == (ROWS - 1) * T_K * AW * (STAGES - 1)  # a copy of every late register
+    # a copy of every late register and tag per extra row, and of the shift for all rows but the last
+    assert per_row - shared == (ROWS - 1) * (T_K * AW * (STAGES - 1) + TAGS) + (ROWS - 2)
     assert flip_flops(tmp_path, 1, keep=False) == shared  # what the keep line prevents
 
 
 def test_dsp_lanes_keep_one_activation_register_per_act_fanout_rows(tmp_path):
-    """FIXED4 rows in pairs on MULT18X18D read their registered activation operand from the copies
+    """FIXED4 rows in pairs on MULT18X18D read their registered activation operand (and their row
+    controls) from the copies
     (here one per pair: ROWS / 2 copies), not from one register shared by every multiplier of the
     die (what Yosys made of them without `keep`)."""
     kept = flip_flops(tmp_path, 2, keep=True, group="FIXED4")
     merged = flip_flops(tmp_path, 2, keep=False, group="FIXED4")
-    assert kept - merged == (ROWS // 2 - 1) * T_K * AW
+    assert kept - merged == (ROWS // 2 - 1) * (T_K * AW + TAGS + 1)
