@@ -49,6 +49,7 @@ class BoardPlan:
     row_addr: bool = False  # staged read addresses per row's code memory (ArrayConfig.row_addr)
     read_stages: int = 1  # registers after every memory read (ArrayConfig.read_stages)
     write_stages: bool = False  # configuration writes through a register per act_fanout rows (ArrayConfig.write_stages)
+    shift_drain: bool = False  # hold registers shift toward the drain (ArrayConfig.shift_drain)
 
 
 PLANS = {
@@ -67,7 +68,7 @@ PLANS = {
     # a second read register: one route from a code block RAM to its far lanes took 19 ns.
     "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=38200, lane_ffs=26000, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
                            shared_requant=False, max_k=576, max_rows=64, act_fanout=4,
-                           row_addr=True, read_stages=2, write_stages=True),
+                           row_addr=True, read_stages=2, write_stages=True, shift_drain=True),
 }
 
 
@@ -111,7 +112,7 @@ def board_array(board: str, design: str = "mixed") -> ArrayConfig:
     cfg = ArrayConfig(target=p.target, t_k=p.t_k, act_bits=p.act_bits, groups=groups, max_k=p.max_k,
                       max_rows=p.max_rows, acc_bits=p.acc_bits, shared_requant=p.shared_requant,
                       act_fanout=p.act_fanout, row_addr=p.row_addr,
-                      read_stages=p.read_stages, write_stages=p.write_stages)
+                      read_stages=p.read_stages, write_stages=p.write_stages, shift_drain=p.shift_drain)
     units = 1 if p.shared_requant else sum(1 for g in groups.values() if g.rows)
     need = dsp_count(cfg) + REQUANT_DSPS * units
     if need > p.dsps:

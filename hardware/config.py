@@ -68,6 +68,9 @@ class ArrayConfig:
     # more latency per tile)
     write_stages: bool = False  # configuration writes reach the code memories through a register per
     # `act_fanout` rows (large arrays: one configuration word to every code block RAM of the ECP5 was a 24 ns route)
+    shift_drain: bool = False  # hold registers shift toward the drain instead of a mux of every row's
+    # (large arrays: the mux gathered hold registers from across the ECP5 die; the full iCE40 array
+    # found no legal placement with the shift register)
     read_stages: int = 1  # registers after every memory read (2 on large arrays: the ECP5's block RAMs
     # sit in a few rows of the die, and one route from a code memory to its far lanes took 19 ns)
 
@@ -130,7 +133,7 @@ class ArrayConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        defaults = {"act_fanout": 0, "row_addr": False, "read_stages": 1, "write_stages": False}
+        defaults = {"act_fanout": 0, "row_addr": False, "read_stages": 1, "write_stages": False, "shift_drain": False}
         for k, default in defaults.items():  # older configurations (and their artifacts) stay as they were
             if d[k] == default:
                 del d[k]

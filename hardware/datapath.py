@@ -22,7 +22,7 @@ script line that stops it (a `keep` on the wire does not).
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -68,9 +68,10 @@ def tree_levels(n_inputs: int) -> int:
 
 class GroupDatapath(wiring.Component):
     def __init__(self, group: str, cfg: GroupConfig, t_k: int, act_width: int, acc_bits: int, target: str,
-                 levels: int, stages: int = 1, act_fanout: int = 0) -> None:
+                 levels: int, stages: int = 1, act_fanout: int = 0, shift_drain: bool = False) -> None:
         self.group, self.cfg, self.t_k, self.act_width = group, cfg, t_k, act_width
         self.act_fanout = act_fanout  # rows per copy of the late activation registers (0: one per group)
+        self.shift_drain = shift_drain  # hold registers shift toward `head` (else `head` is a mux by `lane`)
         self.acc_bits, self.target, self.levels, self.stages = acc_bits, target, levels, stages
         if stages < group_stages(cfg, target):
             raise ValueError(f"{stages} product stages are fewer than the {cfg.kinds} lanes need")
@@ -83,8 +84,9 @@ class GroupDatapath(wiring.Component):
             "valid": In(1),
             "first": In(1),
             "last": In(1),
-            "head": Out(signed(acc_bits)),  # the hold register the drain reads: row 0's, then each next row's
-            "shift": In(1),  # the drain takes `head` in the next cycle, then every hold register its successor's value
+            "head": Out(signed(acc_bits)),  # the hold register the drain reads
+            "shift": In(1),  # shift_drain: the drain takes `head` next cycle, then every hold register its successor's
+            "lane": In(range(max(cfg.rows, 2))),  # otherwise: the row whose hold register `head` is
             "captured": Out(1),
         })
 
@@ -203,15 +205,16 @@ class GroupDatapath(wiring.Component):
                 copies[c, name] = reg
             return copies[c, name]
 
-        # The hold registers form a shift register toward row 0, so the drain reads one register
-        # beside its neighbour rather than a mux of every row's (on the ECP5 that mux gathered 18-52
-        # registers from across the die into the requant unit). A capture loads every row at once;
-        # the drain of a tile ends before the next capture (a slot covers the drain).
+        # With `shift_drain` the hold registers form a shift register toward row 0, so the drain reads
+        # one register beside its neighbour rather than a mux of every row's (on the ECP5 that mux
+        # gathered 18-52 registers from across the die into the requant unit; on the full iCE40
+        # array the shift register left nextpnr's placer without a legal placement). A capture
+        # loads every row at once; the drain of a tile ends before the next capture.
         holds = [data_reg(signed(self.acc_bits), f"hold{r}") for r in range(rows)]
-        m.d.comb += self.head.eq(holds[0])
+        m.d.comb += self.head.eq(holds[0] if self.shift_drain else Array(holds)[self.lane])
         for r in range(rows):
             valid, first, last = (control(r, n) for n in ("valid", "first", "last"))
-            shift = control(r, "shift") if r + 1 < rows else None
+            shift = control(r, "shift") if self.shift_drain and r + 1 < rows else None
             acc = data_reg(signed(self.acc_bits), f"acc{r}")
             total = sums[r]
             for c in carries_left[r]:  # at most one is left: the accumulator's carry-in

@@ -170,7 +170,7 @@ class LayerEngine(wiring.Component):
                 m.submodules[f"rows_{g}"] = tab
                 table_w[g], table_r[g] = tab.write_port(), registered_read(m, tab, f"rows_{g}")
             dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels, shared_stages(cfg),
-                               cfg.act_fanout)
+                               cfg.act_fanout, cfg.shift_drain)
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
         out_w, out_r = {}, {}
         for g in groups[:1] if shared else groups:  # one output memory per drain; the channel map
@@ -197,6 +197,8 @@ class LayerEngine(wiring.Component):
 
         # ---- configuration loader --------------------------------------------------------------
         hdr = Signal(range(HEADER_WORDS))
+        hdr_is = Signal(HEADER_WORDS, init=1)  # one-hot `hdr`, a cycle late: words come at least 3 cycles apart
+        m.d.sync += hdr_is.eq(1 << hdr)
         done_section = 1 + 2 * len(groups)
         section = Signal(range(done_section + 1))  # 0 header, then row tables, then codes
         c_tile = Signal(range(max(max_tiles.values(), default=1) + 1))
@@ -295,25 +297,26 @@ class LayerEngine(wiring.Component):
         with m.If(accept):
             m.d.sync += [configured.eq(0), buf.eq(Cat(buf, word)[32:])]  # buf: the last words
             with m.If(x_hdr):
-                with m.Switch(hdr):
-                    with m.Case(0):
-                        m.d.sync += error.eq(word != MAGIC)  # a new layer clears old errors
-                    with m.Case(1):
-                        w = word[: len(S)]
-                        d = drain_rows + DRAIN_OVERHEAD
-                        m.d.sync += [S.eq(w), S_m1.eq(w - 1), P_m2.eq(Mux(w > d, w - 2, d - 2))]
-                    with m.Case(2):
-                        w = word[: len(R_m2)]
-                        m.d.sync += [R_m2.eq(w - 2), R_one.eq(w == 1), o_last.eq(w == 1)]
-                    for i, g in enumerate(GROUPS):
-                        if g in tiles:
-                            with m.Case(3 + i):
-                                w = word[: len(tiles[g])]
-                                m.d.sync += [tiles[g].eq(w), tiles_m1[g].eq(w - 1)]
-                    with m.Case(6):
-                        m.d.sync += [lo.eq(word[:16].as_signed()), hi.eq(word[16:].as_signed())]
-                    with m.Case(7):
-                        m.d.sync += offset.eq(word[0])
+                # which header word this is, from a one-hot register (`hdr_is`, settled between words)
+                # rather than a decode of `hdr` behind the handshake (an iCE40 critical path)
+                with m.If(hdr_is[0]):
+                    m.d.sync += error.eq(word != MAGIC)  # a new layer clears old errors
+                with m.If(hdr_is[1]):
+                    w = word[: len(S)]
+                    d = drain_rows + DRAIN_OVERHEAD
+                    m.d.sync += [S.eq(w), S_m1.eq(w - 1), P_m2.eq(Mux(w > d, w - 2, d - 2))]
+                with m.If(hdr_is[2]):
+                    w = word[: len(R_m2)]
+                    m.d.sync += [R_m2.eq(w - 2), R_one.eq(w == 1), o_last.eq(w == 1)]
+                for i, g in enumerate(GROUPS):
+                    if g in tiles:
+                        with m.If(hdr_is[3 + i]):
+                            w = word[: len(tiles[g])]
+                            m.d.sync += [tiles[g].eq(w), tiles_m1[g].eq(w - 1)]
+                with m.If(hdr_is[6]):
+                    m.d.sync += [lo.eq(word[:16].as_signed()), hi.eq(word[16:].as_signed())]
+                with m.If(hdr_is[7]):
+                    m.d.sync += offset.eq(word[0])
                 m.d.sync += hdr.eq(hdr + 1)
             with m.Else():
                 m.d.sync += c_word.eq(Mux(x_item, 0, c_word + 1))
@@ -509,9 +512,9 @@ class LayerEngine(wiring.Component):
             in_g = draining & d_on[g]
             with m.If(in_g if shared else 1):
                 m.d.comb += table_r[g].addr.eq(d_addr[g])
-            m.d.sync += [s_valid.eq(in_g & d_active[g]), taking.eq(in_g)]
+            m.d.sync += [s_valid.eq(in_g & d_active[g]), taking.eq(in_g), datapaths[g].lane.eq(d_lane[g])]
             entry = table_r[g].data
-            m.d.comb += datapaths[g].shift.eq(in_g)  # the unit takes the head row next cycle: the next one moves up
+            m.d.comb += datapaths[g].shift.eq(in_g)  # (shift_drain) the unit takes the head row next cycle
             drive = [requ.acc.eq(datapaths[g].head), requ.bias.eq(entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
                      requ.channel.eq(entry.channel), requ.valid.eq(s_valid & entry.valid)]
             m.d.comb += [requ.lo.eq(lo), requ.hi.eq(hi)]  # the layer's clamp, read at the unit's last stage

@@ -67,7 +67,7 @@ CASES = {
     "many tiles": (dict(sp2=1, f4=2, f8=1), dict(c=3, r=13, hw=(2, 3))),
     "linear": (dict(), dict(op="linear", c=40, r=9)),
     "two read registers": (dict(read_stages=2), dict(c=2, r=11, hw=(3, 3))),
-    "ULX3S plan: staged read addresses and writes": (dict(read_stages=2, row_addr=True, write_stages=True, act_fanout=2),
+    "ULX3S plan: staged read addresses and writes": (dict(read_stages=2, row_addr=True, write_stages=True, act_fanout=2, shift_drain=True),
                                                      dict(c=2, r=11, hw=(3, 3))),
     "shared requant unit, drain-bound": (dict(shared_requant=True), dict(c=2, r=11, hw=(3, 3))),
     "shared requant unit, many tiles": (dict(sp2=1, f4=2, f8=1, shared_requant=True), dict(c=3, r=13, hw=(2, 3))),

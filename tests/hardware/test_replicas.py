@@ -15,7 +15,7 @@ TAGS = 3  # each copy also holds the row tags (valid, first, last) and, unless i
 def flip_flops(tmp_path, act_fanout: int, keep: bool, group: str = "SP2") -> int:
     cfg = GroupConfig(ROWS, "sp2" if group == "SP2" else "dsp")
     comp = datapath.GroupDatapath(group, cfg, T_K, AW, 24, "ecp5", datapath.tree_levels(T_K), stages=STAGES,
-                                  act_fanout=act_fanout)
+                                  act_fanout=act_fanout, shift_drain=True)
     script = ["read_verilog unit.v", "hierarchy -top unit", "proc", *([datapath.KEEP_REPLICAS] if keep else []),
               "opt_clean -purge", "synth_ecp5 -top unit", "tee -q -o stat.json stat -json", ""]
     work = tmp_path / f"{group}{act_fanout}{'k' if keep else ''}"
