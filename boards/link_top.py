@@ -83,9 +83,13 @@ class LinkTop(wiring.Component):
         m.submodules.rx = rx = UartRx(self.divisor)
         m.submodules.tx = tx = UartTx(self.divisor)
         m.submodules.core = core = LinkCore(self.array)
+        # a stream register before the transmitter: the link's response FSM (state, byte mux) reached
+        # the transmitter's shift register in one cycle, the full iCE40 array's critical path
+        m.submodules.tx_reg = tx_reg = StreamRegister(8)
         m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
         wiring.connect(m, rx.data, core.rx)
-        wiring.connect(m, core.tx, tx.data)
+        wiring.connect(m, core.tx, tx_reg.i)
+        wiring.connect(m, tx_reg.o, tx.data)
         heartbeat = Signal(24)
         m.d.sync += heartbeat.eq(heartbeat + 1)
         # Registered: an LED driven straight from `configured` made that flip-flop the pin's driver, and

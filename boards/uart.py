@@ -83,12 +83,17 @@ class UartTx(wiring.Component):
         timer = Signal(range(self.divisor))
         shreg = Signal(10, init=0x3FF)  # stop | data | start, shifted out LSB first
         bits = Signal(range(11))
-        m.d.comb += [self.tx.eq(shreg[0]), self.data.ready.eq(bits == 0)]
-        with m.If(bits == 0):
+        # `idle` (bits == 0) and `tick` (timer == 0) are registers set a cycle ahead: as zero tests
+        # they led the transmitter's enables through four LUT levels, a full iCE40 array's critical path
+        idle, tick = Signal(init=1), Signal()
+        m.d.comb += [self.tx.eq(shreg[0]), self.data.ready.eq(idle)]
+        with m.If(idle):
             with m.If(self.data.valid):
-                m.d.sync += [shreg.eq((self.data.payload << 1) | (1 << 9)), bits.eq(10), timer.eq(self.divisor - 1)]
-        with m.Elif(timer != 0):
-            m.d.sync += timer.eq(timer - 1)
+                m.d.sync += [shreg.eq((self.data.payload << 1) | (1 << 9)), bits.eq(10), timer.eq(self.divisor - 1),
+                             idle.eq(0), tick.eq(0)]
+        with m.Elif(~tick):
+            m.d.sync += [timer.eq(timer - 1), tick.eq(timer == 1)]
         with m.Else():
-            m.d.sync += [shreg.eq((shreg >> 1) | (1 << 9)), bits.eq(bits - 1), timer.eq(self.divisor - 1)]
+            m.d.sync += [shreg.eq((shreg >> 1) | (1 << 9)), bits.eq(bits - 1), timer.eq(self.divisor - 1),
+                         tick.eq(0), idle.eq(bits == 1)]
         return m
