@@ -3,8 +3,8 @@
 Inputs arrive aligned with their tags (valid, first and last step of a row tile). Every row lane
 forms its t_k products (SP2 shift-add, Booth, plain multiply, or DSP), registers them, sums them in
 a tree with one register per level, and accumulates; on the last step of a tile the final sums are
-captured into hold registers, which shift toward the requantization drain, one row per cycle,
-while the next tile accumulates.
+captured into hold registers that the requantization drain reads one row per cycle (through a mux,
+or with `shift_drain` as a shift register toward it) while the next tile accumulates.
 Every group of the engine has the same latency (`tree_levels` is shared), so groups run in
 lockstep on one activation stream.
 

@@ -2,7 +2,7 @@
 DESIGN section 2 with a 16-bit multiplier, pipelined to one result per cycle.
 
 Stages (one register each, so no stage holds more than one wide carry chain or one mux tree,
-which is what lets a full iCE40 array close at 50 MHz): inputs; acc + bias; two 16 x 16 partial products
+which keeps the unit off a full iCE40 array's critical paths): inputs; acc + bias; two 16 x 16 partial products
 (`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
 plus the rounding constant, in two halves (low half and its carry, then the high half); the
 arithmetic shift (floor); saturation flags from the high bits and
