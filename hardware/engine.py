@@ -40,7 +40,6 @@ CHANNEL_BITS = 12
 ACT_BEAT_BITS = 8  # activation element width on the stream
 DRAIN_OVERHEAD = 2
 OUT_BANKS = 4  # output pixels in flight: computing, draining, streaming
-ADDR_STAGES = 2  # code read-address registers with `row_addr` (`replicated`)
 WRITE_TREE = 4  # configuration write addresses: a first-level copy per WRITE_TREE leaf copies
 
 
@@ -53,11 +52,18 @@ def words_per_slice(cfg: ArrayConfig, group: str) -> int:
     return -(-cfg.t_k * CODE_BITS[group] // 32)
 
 
+def read_fanouts(cfg: ArrayConfig) -> tuple[int, ...]:
+    """With `row_addr`, the code read address reaches each row's memory through one register stage
+    per entry (`replicated`): a copy per `act_fanout` rows, then one per row. Its length is part of
+    the pipeline latency."""
+    return (cfg.act_fanout, 1) if cfg.row_addr else ()
+
+
 def pipeline_latency(cfg: ArrayConfig) -> int:
     """Cycles from a step's issue to the capture of its tile: memory read, read registers (memory
     clock-to-out is slow on every FPGA, and far lanes need a second one), product stages, adder tree,
     accumulator."""
-    return 1 + (ADDR_STAGES if cfg.row_addr else 0) + cfg.read_stages + shared_stages(cfg) + shared_levels(cfg) + 1
+    return 1 + len(read_fanouts(cfg)) + cfg.read_stages + shared_stages(cfg) + shared_levels(cfg) + 1
 
 
 def replicated(m: Module, v: Value, n: int, fanouts: tuple[int, ...], name: str) -> list[Signal]:
@@ -418,12 +424,12 @@ class LayerEngine(wiring.Component):
         v_tag = {g: Signal(name=f"valid_{g}") for g in groups}
         f_tag, l_tag = Signal(), Signal()
         m.d.sync += [f_tag.eq(i_slot == 0), l_tag.eq(step_last)]
-        # With `row_addr` the code read addresses reach each row's memory through two register stages
-        # (`replicated`): one address counter to every code block RAM of the ECP5 array was its
+        # With `row_addr` the code read addresses reach each row's memory through register stages
+        # (`read_fanouts`): one address counter to every code block RAM of the ECP5 array was its
         # critical path (18 ns routing, and 12 of 18 ns when every row had its own counter). The
         # activations and the tags wait as long; the activation memory is read on time, so a bank
         # the issuer frees is never read after the loader refills it.
-        late = ADDR_STAGES if cfg.row_addr else 0
+        late = len(read_fanouts(cfg))
 
         # the read registers: memory outputs and their tags, registered `read_stages` (+ late) times more
         def read_regs(v, name: str, data: bool = True, extra: int = late):
@@ -432,7 +438,7 @@ class LayerEngine(wiring.Component):
         act_q = read_regs(act_r.data, "act_q")
         f_q, l_q = read_regs(f_tag, "first_q", data=False), read_regs(l_tag, "last_q", data=False)
         for g in groups:
-            addrs = replicated(m, rd_addr[g], len(code_r[g]), (cfg.act_fanout, 1), f"ra_{g}") if late \
+            addrs = replicated(m, rd_addr[g], len(code_r[g]), read_fanouts(cfg), f"ra_{g}") if late \
                 else [rd_addr[g]] * len(code_r[g])
             m.d.comb += [port.addr.eq(a) for a, port in zip(addrs, code_r[g])]
             m.d.sync += v_tag[g].eq(issue & (i_tile < tiles[g]))
@@ -512,9 +518,12 @@ class LayerEngine(wiring.Component):
             in_g = draining & d_on[g]
             with m.If(in_g if shared else 1):
                 m.d.comb += table_r[g].addr.eq(d_addr[g])
-            m.d.sync += [s_valid.eq(in_g & d_active[g]), taking.eq(in_g), datapaths[g].lane.eq(d_lane[g])]
+            m.d.sync += [s_valid.eq(in_g & d_active[g]), taking.eq(in_g)]
+            if cfg.shift_drain:
+                m.d.comb += datapaths[g].shift.eq(in_g)  # the unit takes the head row next cycle
+            else:
+                m.d.sync += datapaths[g].lane.eq(d_lane[g])
             entry = table_r[g].data
-            m.d.comb += datapaths[g].shift.eq(in_g)  # (shift_drain) the unit takes the head row next cycle
             drive = [requ.acc.eq(datapaths[g].head), requ.bias.eq(entry.bias), requ.m0.eq(entry.m0), requ.n.eq(entry.n),
                      requ.channel.eq(entry.channel), requ.valid.eq(s_valid & entry.valid)]
             m.d.comb += [requ.lo.eq(lo), requ.hi.eq(hi)]  # the layer's clamp, read at the unit's last stage
