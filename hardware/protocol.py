@@ -78,6 +78,31 @@ def plan_layer(layer: MacLayer, src: TensorSpec, cfg: ArrayConfig, requant: Requ
     return LayerPlan(layer.name, layer.k, k_hw, k_hw // cfg.t_k, layer.r, rows, tiles, o.lo, o.hi, offset)
 
 
+def accumulator_range(layer: MacLayer, src: TensorSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the least and greatest value of bias + W u over every input the layer's activation
+    format allows. The array's accumulators and its bias add wrap at `acc_bits`, so its result equals
+    the golden model's (which does not wrap) exactly when this final value fits; partial sums may wrap
+    on the way. The activation offset does not change it (lanes see u - 128, the bias gains 128 sum(w)),
+    and the bias table entry is one of these values (u = 0, or u = 128 with the offset)."""
+    w = layer.values.astype(np.int64)  # [R, K]
+    f = src.fmt
+    bias = layer.rows.bias.astype(np.int64)
+    return (bias + np.minimum(w * f.lo, w * f.hi).sum(axis=1),
+            bias + np.maximum(w * f.lo, w * f.hi).sum(axis=1))
+
+
+def check_accumulator(layer: MacLayer, src: TensorSpec, cfg: ArrayConfig) -> None:
+    lo, hi = accumulator_range(layer, src)
+    limit = 1 << (cfg.acc_bits - 1)
+    bad = np.flatnonzero((lo < -limit) | (hi >= limit))
+    if bad.size:
+        r = int(bad[np.argmax(np.maximum(-lo[bad], hi[bad]))])
+        need = max(int(-lo.min()), int(hi.max()) + 1).bit_length() + 1
+        raise RowmixError(f"layer '{layer.name}' row {r}: bias + weights x activations can reach "
+                          f"[{lo[r]}, {hi[r]}] for {src.bits}-bit inputs, outside the array's {cfg.acc_bits}-bit "
+                          f"accumulator ({bad.size} of {layer.r} rows; the layer needs acc_bits >= {need})")
+
+
 def _u32(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x, np.int64) & 0xFFFFFFFF).astype(np.uint32)
 
@@ -85,6 +110,7 @@ def _u32(x: np.ndarray) -> np.ndarray:
 def config_words(layer: MacLayer, src: TensorSpec, cfg: ArrayConfig, requant: RequantSpec) -> tuple[np.ndarray, LayerPlan]:
     """The configuration stream of one layer (uint32 words) and its plan."""
     p = plan_layer(layer, src, cfg, requant)
+    check_accumulator(layer, src, cfg)
     header = [MAGIC, p.steps, p.r, p.tiles["SP2"], p.tiles["FIXED4"], p.tiles["FIXED8"],
               (p.lo & 0xFFFF) | ((p.hi & 0xFFFF) << 16), int(p.offset)]
     words = [np.array(header, np.uint32)]
@@ -109,8 +135,6 @@ def config_words(layer: MacLayer, src: TensorSpec, cfg: ArrayConfig, requant: Re
         n[: len(members)] = rows_t.n[members]
         chan[: len(members)] = members
         valid[: len(members)] = 1
-        if np.abs(bias).max(initial=0) >= 1 << (cfg.acc_bits - 1):
-            raise RowmixError(f"layer '{layer.name}': a bias does not fit the {cfg.acc_bits}-bit accumulator")
         table = np.stack([_u32(bias), _u32(m0 | (n << 16)), _u32(chan | (valid << 16))], axis=1)
         words.append(table.reshape(-1))
         # codes [rows_pad, K_hw] in the group's container width

@@ -93,7 +93,7 @@ class RequantUnit(wiring.Component):
         acc_in, bias, m0_in = Signal.like(self.acc), Signal.like(self.bias), Signal(M_BITS)
         m.d.sync += [acc_in.eq(self.acc), bias.eq(self.bias), m0_in.eq(self.m0)]
         flags = stage(self.n, self.channel, self.valid)
-        acc = Signal(signed(16 + hi_bits))  # acc + bias: the artifact keeps it within acc_bits
+        acc = Signal(signed(16 + hi_bits))  # acc + bias, modulo 2^acc_bits: protocol.check_accumulator
         m0 = Signal(M_BITS)
         m.d.sync += [acc.eq(acc_in + bias), m0.eq(m0_in)]
         # |prod| < 2^(pw-1): for every n >= pw the result is 0, as at n = pw. The shift saturates here,

@@ -2,8 +2,9 @@
 baselines, built with the same generator and the same open tools, side by side.
 
 Each build runs in its own process and directory (`OUT/<board>-<design>-seed<N>`); a build whose
-build.json matches the requested array, clock and seed and was made by the same generator sources
-(`generator_digest`) is reused, so an interrupted run resumes and a changed generator rebuilds.
+build.json records the build plan this run would hand the tools (`plan_digest`: netlist, constraints,
+seed, clock) is reused, so an interrupted run resumes, a host-side edit keeps the builds and a
+changed netlist rebuilds.
 nextpnr's Fmax moves by 10-20 % between placement seeds on a full device, so every design is
 built with the same seeds and its best seed is reported (all seeds are in the JSON).
 Throughput is what the device does per second: MACs per cycle x nextpnr's Fmax. The ratios of the
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..boards.arrays import DESIGNS, PLANS, board_array, board_ratio
-from ..boards.build import generator_digest
+from ..boards.build import BuildOptions, plan_digest, prepare_board
 from ..errors import RowmixError
 
 CLOCK_MHZ = {"icebreaker": 50.0, "ulx3s-85f": 125.0}  # the PLL target: each board's Fmax goal
@@ -58,23 +59,28 @@ class BoardsOptions:
         return range(1, 1 + (self.ecp5_seeds if PLANS[board].target == "ecp5" else self.seeds))
 
 
+def _options(board: str, seed: int) -> BuildOptions:
+    return BuildOptions(board, freq_hz=CLOCK_MHZ[board] * 1e6, seed=seed)
+
+
 def _one(board: str, design: str, out: str, seed: int) -> dict[str, Any]:
     """One build in a worker process (its own directory)."""
-    from ..boards.build import BuildOptions, build_board
+    from ..boards.build import build_board
 
-    cfg = board_array(board, design)
-    r = build_board(cfg, out, BuildOptions(board, freq_hz=CLOCK_MHZ[board] * 1e6, seed=seed))
-    return r
+    return build_board(board_array(board, design), out, _options(board, seed))
 
 
 def _cached(path: Path, board: str, design: str, seed: int) -> dict[str, Any] | None:
+    """The finished build in `path` if it built what this run would (elaborates the design: seconds
+    for an iCE40 array, half a minute for the full ECP5 one)."""
     f = path / "build.json"
     if not f.is_file():
         return None
     r = json.loads(f.read_text())
-    same = r.get("array") == board_array(board, design).to_json() and r.get("seed") == seed and \
-        abs(r.get("clock_mhz", 0) - CLOCK_MHZ[board]) < 2.0 and r.get("generator") == generator_digest()
-    return r if same else None
+    if "plan" not in r:
+        return None
+    _, _, plan = prepare_board(board_array(board, design), _options(board, seed))
+    return r if r["plan"] == plan_digest(plan) else None
 
 
 def summarize(all_builds: dict[tuple[str, str, int], dict[str, Any]]) -> dict[str, Any]:

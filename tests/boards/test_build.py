@@ -2,6 +2,7 @@
 report meets the clock constraint, and build.json agrees with the report."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -85,6 +86,27 @@ def test_bench_boards_builds_resumes_and_reports(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(args)
     assert (out / "icebreaker-dsp-only-seed1" / "build.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    from rowmix.bench.boards_bench import _cached
+
+    record = out / "icebreaker-dsp-only-seed1" / "build.json"
+    assert _cached(record.parent, "icebreaker", "dsp-only", 1) is not None
+    assert _cached(record.parent, "icebreaker", "dsp-only", 2) is None  # another seed: another build
+    record.write_text(json.dumps({**json.loads(record.read_text()), "plan": "0" * 16}))
+    assert _cached(record.parent, "icebreaker", "dsp-only", 1) is None  # another netlist: rebuilt
+
+
+def test_plan_digest_follows_the_netlist_not_the_sources():
+    """Two elaborations of one array agree (RTLIL source locations left out), and array or seed
+    changes show."""
+    from rowmix.boards.build import BuildOptions, plan_digest, prepare_board
+
+    def digest(cfg, seed=1):
+        return plan_digest(prepare_board(cfg, BuildOptions("icebreaker", freq_hz=15e6, seed=seed))[2])
+
+    first = digest(SMALL)
+    assert digest(SMALL) == first
+    assert digest(SMALL, seed=2) != first
+    assert digest(replace(SMALL, acc_bits=20)) != first
 
 
 def test_board_arrays_fit_their_devices():
