@@ -91,13 +91,18 @@ def accumulator_range(layer: MacLayer, src: TensorSpec) -> tuple[np.ndarray, np.
             bias + np.maximum(w * f.lo, w * f.hi).sum(axis=1))
 
 
+def signed_bits(lo: np.ndarray, hi: np.ndarray) -> int:
+    """The least two's complement width holding every value from min(lo) to max(hi)."""
+    return (max(-int(lo.min()), int(hi.max()) + 1) - 1).bit_length() + 1
+
+
 def check_accumulator(layer: MacLayer, src: TensorSpec, cfg: ArrayConfig) -> None:
     lo, hi = accumulator_range(layer, src)
     limit = 1 << (cfg.acc_bits - 1)
     bad = np.flatnonzero((lo < -limit) | (hi >= limit))
     if bad.size:
         r = int(bad[np.argmax(np.maximum(-lo[bad], hi[bad]))])
-        need = max(int(-lo.min()), int(hi.max()) + 1).bit_length() + 1
+        need = signed_bits(lo, hi)
         raise RowmixError(f"layer '{layer.name}' row {r}: bias + weights x activations can reach "
                           f"[{lo[r]}, {hi[r]}] for {src.bits}-bit inputs, outside the array's {cfg.acc_bits}-bit "
                           f"accumulator ({bad.size} of {layer.r} rows; the layer needs acc_bits >= {need})")
