@@ -176,7 +176,7 @@ class LayerEngine(wiring.Component):
                 m.submodules[f"rows_{g}"] = tab
                 table_w[g], table_r[g] = tab.write_port(), registered_read(m, tab, f"rows_{g}")
             dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels, shared_stages(cfg),
-                               cfg.act_fanout, cfg.shift_drain)
+                               cfg.act_fanout, cfg.drain_shifts(g))
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
         out_w, out_r = {}, {}
         for g in groups[:1] if shared else groups:  # one output memory per drain; the channel map
@@ -519,7 +519,7 @@ class LayerEngine(wiring.Component):
             with m.If(in_g if shared else 1):
                 m.d.comb += table_r[g].addr.eq(d_addr[g])
             m.d.sync += [s_valid.eq(in_g & d_active[g]), taking.eq(in_g)]
-            if cfg.shift_drain:
+            if cfg.drain_shifts(g):
                 m.d.comb += datapaths[g].shift.eq(in_g)  # the unit takes the head row next cycle
             else:
                 m.d.sync += datapaths[g].lane.eq(d_lane[g])

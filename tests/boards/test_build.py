@@ -125,3 +125,15 @@ def test_board_arrays_fit_their_devices():
         mixed = board_array(board)
         total = sum(g.rows for g in mixed.groups.values())
         assert abs(board_ratio(board)["SP2"] - 100 * mixed.groups["SP2"].rows / total) <= 1
+
+
+def test_only_all_dsp_groups_drain_by_shift():
+    """The ULX3S plan's shift chain runs through DSP rows only: through LUT-lane rows it cost the
+    DSPs + LUT multipliers baseline a third of its ECP5 clock (hardware.config.drain_shifts)."""
+    from rowmix.boards.arrays import board_array
+
+    mixed, mul, only = (board_array("ulx3s-85f", d) for d in ("mixed", "dsp+mul", "dsp-only"))
+    assert [mixed.drain_shifts(g) for g in ("SP2", "FIXED4", "FIXED8")] == [False, True, True]
+    assert mul.groups["FIXED4"].lut_rows and not mul.drain_shifts("FIXED4")
+    assert only.drain_shifts("FIXED4") and not only.drain_shifts("SP2")  # an empty group drains nothing
+    assert not any(board_array("icebreaker").drain_shifts(g) for g in ("SP2", "FIXED4", "FIXED8"))
