@@ -10,6 +10,7 @@ compression)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -43,20 +44,23 @@ class MethodsOptions:
 
 def _rtl_check(key: str, art_dir: Path, o: MethodsOptions, ev) -> dict:
     """The artifact through the RTL on the first eval images (cached beside the result)."""
-    from ..boards.build import generator_digest
+    from .. import sim
     from ..hardware.generate import default_config, generate
     from ..sim import simulate
 
+    art = read_artifact(art_dir)
+    rtl = o.out / "rtl" / key
+    generate(art, default_config(art, "generic"), rtl)
     cache = o.out / "results" / f"{key}.rtl.json"
+    # The check is reused while what it simulates is the same: the generated Verilog and configuration
+    # words, and the testbench (not the generator's sources: an edit that leaves the RTL alone keeps it).
     settings = {"artifact_mtime": (art_dir / "manifest.json").stat().st_mtime_ns, "images": o.rtl_images,
-                "simulator": o.simulator, "generator": generator_digest()}  # a new generator re-checks every artifact
+                "simulator": o.simulator, "rtl": _digest(rtl, ("*.v", "layers/*")),
+                "testbench": _digest(Path(sim.__file__).parent, ("*.py", "templates/*"))}
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("settings") == settings:
             return cached
-    art = read_artifact(art_dir)
-    rtl = o.out / "rtl" / key
-    generate(art, default_config(art, "generic"), rtl)
     err.print(f"{key}: {o.rtl_images} images through the RTL ({o.simulator})")
     r = simulate(art_dir, rtl, ev.images[: o.rtl_images], ev.labels[: o.rtl_images], simulator=o.simulator,
                  workers=min(2, o.rtl_images))
@@ -66,6 +70,13 @@ def _rtl_check(key: str, art_dir: Path, o: MethodsOptions, ev) -> dict:
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
     tmp.replace(cache)
     return doc
+
+
+def _digest(root: Path, patterns: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for f in sorted({f for p in patterns for f in root.glob(p) if f.is_file()}):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
 
 
 def _row(result: dict, rtl: dict) -> dict:

@@ -56,3 +56,9 @@ def test_methods_bench_small(tmp_path, cifar_dir):
     stamp = cache.stat().st_mtime_ns
     assert run(o)["rows"] == json.loads((tmp_path / "m" / "methods.json").read_text())["rows"]
     assert cache.stat().st_mtime_ns == stamp  # the RTL run is cached with the artifact
+    doc = json.loads(cache.read_text())
+    assert set(doc["settings"]) >= {"rtl", "testbench"}  # keyed on what it simulates
+    doc["settings"]["rtl"] = "another array"
+    cache.write_text(json.dumps(doc))
+    run(o)
+    assert json.loads(cache.read_text())["settings"]["rtl"] != "another array"  # other RTL: checked again
