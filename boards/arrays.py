@@ -50,16 +50,18 @@ class BoardPlan:
     read_stages: int = 1  # registers after every memory read (ArrayConfig.read_stages)
     write_stages: bool = False  # configuration writes through a register per act_fanout rows (ArrayConfig.write_stages)
     shift_drain: bool = False  # hold registers shift toward the drain (ArrayConfig.shift_drain)
+    narrow_acc: bool = False  # row accumulators only as wide as a max_k sum reaches (ArrayConfig.narrow_acc)
 
 
 PLANS = {
     # iCE40UP5K: 5280 LCs, 8 SB_MAC16, 30 EBRs. The engine's control, the requant unit and the UART
     # link take about 2700 LCs since block RAM reads lost Yosys's collision logic (docs/boards.md),
-    # which leaves 1190 for LUT lanes: 8 SP2 rows of t_k 4.
+    # which left 1190 for LUT lanes (8 SP2 rows of t_k 4, 99 % of the LCs); rows accumulating at 16
+    # of the 24 bits (narrow_acc) freed 345 LCs: 1340, 9 SP2 rows at 97 % (10 need 101 %).
     # The 6 lane DSPs hold 3 FIXED4 rows and the EBRs the code memories, with no room for a FIXED-8
     # group: this board's networks are SP2 + FIXED4 (MSQ-style). Memories hold any digits layer.
-    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=1190, lane_ffs=1190, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
-                            shared_requant=True, max_k=128, max_rows=24),
+    "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=1340, lane_ffs=1340, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
+                            shared_requant=True, max_k=128, max_rows=24, narrow_acc=True),
     # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 46 % of the LUTs for lanes (52 SP2 rows; 41 at 36 % filled
     # 63 % of the device and routed in 34 min), 31 % of the flip-flops (the mixed array's SP2 rows use
     # 23.5k; the rest of the design about 33k, so the total stays where the mixed array places).
@@ -112,7 +114,8 @@ def board_array(board: str, design: str = "mixed") -> ArrayConfig:
     cfg = ArrayConfig(target=p.target, t_k=p.t_k, act_bits=p.act_bits, groups=groups, max_k=p.max_k,
                       max_rows=p.max_rows, acc_bits=p.acc_bits, shared_requant=p.shared_requant,
                       act_fanout=p.act_fanout, row_addr=p.row_addr,
-                      read_stages=p.read_stages, write_stages=p.write_stages, shift_drain=p.shift_drain)
+                      read_stages=p.read_stages, write_stages=p.write_stages, shift_drain=p.shift_drain,
+                      narrow_acc=p.narrow_acc)
     units = 1 if p.shared_requant else sum(1 for g in groups.values() if g.rows)
     need = dsp_count(cfg) + REQUANT_DSPS * units
     if need > p.dsps:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import RowmixError
-from ..formats import GROUPS
+from ..formats import CONTAINER_BITS, GROUPS, SP2_VALUES
 
 TARGETS = ("generic", "ice40", "ecp5", "xc7")
 # Lane kinds per group: SP2 rows on LUT shift-add lanes; FIXED rows on DSP multipliers ("dsp",
@@ -21,6 +21,10 @@ TARGETS = ("generic", "ice40", "ecp5", "xc7")
 # LUT multipliers ("mul", the fixed-point baseline).
 KINDS = {"SP2": ("sp2",), "FIXED4": ("dsp", "booth", "mul"), "FIXED8": ("dsp", "mul")}
 CODE_BITS = {"SP2": 4, "FIXED4": 4, "FIXED8": 8}
+LANE_WIDTH = {8: 8, 4: 5}  # activation bits -> signed lane operand width (unsigned 8-bit layers use an offset)
+# The largest weight magnitude any code of a group's container can hold (a negated row included).
+WEIGHT_MAX = {"SP2": int(abs(SP2_VALUES).max()), "FIXED4": 1 << (CONTAINER_BITS["FIXED4"] - 1),
+              "FIXED8": 1 << (CONTAINER_BITS["FIXED8"] - 1)}
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class ArrayConfig:
     # `act_fanout` rows (large arrays: one configuration word to every code block RAM of the ECP5 was a 24 ns route)
     shift_drain: bool = False  # DSP groups' hold registers shift toward the drain instead of a mux of
     # every row's (`drain_shifts`; large arrays: the mux gathered hold registers from across the ECP5 die)
+    narrow_acc: bool = False  # row accumulators and hold registers only as wide as a max_k dot product
+    # can reach (`row_acc_bits`; the bias add stays at acc_bits): the UP5K's LCs are its limit
     read_stages: int = 1  # registers after every memory read (2 on large arrays: the ECP5's block RAMs
     # sit in a few rows of the die, and one route from a code memory to its far lanes took 19 ns)
 
@@ -126,6 +132,22 @@ class ArrayConfig:
         g = self.groups[group]
         return self.shift_drain and g.rows > 0 and g.dsp_rows == g.rows
 
+    def row_acc_bits(self, group: str) -> int:
+        """Width of `group`'s row accumulators and hold registers.
+
+        `acc_bits` unless `narrow_acc`; then the least width that holds every sum of `max_k` products
+        of any code the group's memory can hold with any lane activation (signed, `lane_width` bits),
+        so a row's sum never wraps for any configuration, whatever the artifact. The requant unit
+        adds the bias at `acc_bits` (`protocol.check_accumulator` bounds that sum)."""
+        if not self.narrow_acc:
+            return self.acc_bits
+        bound = self.max_k * WEIGHT_MAX[group] * (1 << (self.lane_width - 1))  # |sum| <= bound
+        return min(self.acc_bits, bound.bit_length() + 1)
+
+    @property
+    def lane_width(self) -> int:
+        return LANE_WIDTH[self.act_bits]
+
     # -- derived sizes ---------------------------------------------------------------------------
     @property
     def max_steps(self) -> int:
@@ -144,7 +166,8 @@ class ArrayConfig:
 
     def to_json(self) -> dict:
         d = asdict(self)
-        defaults = {"act_fanout": 0, "row_addr": False, "read_stages": 1, "write_stages": False, "shift_drain": False}
+        defaults = {"act_fanout": 0, "row_addr": False, "read_stages": 1, "write_stages": False, "shift_drain": False,
+                    "narrow_acc": False}
         for k, default in defaults.items():  # older configurations (and their artifacts) stay as they were
             if d[k] == default:
                 del d[k]

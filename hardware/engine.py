@@ -90,10 +90,6 @@ def shared_stages(cfg: ArrayConfig) -> int:
     return max(group_stages(g, cfg.target) for g in cfg.groups.values() if g.rows) if cfg.macs_per_cycle else 1
 
 
-def lane_act_width(cfg: ArrayConfig) -> int:
-    return 8 if cfg.act_bits == 8 else 5
-
-
 class LayerEngine(wiring.Component):
     def __init__(self, cfg: ArrayConfig) -> None:
         self.cfg = cfg
@@ -113,7 +109,7 @@ class LayerEngine(wiring.Component):
         m = Module()
         cfg = self.cfg
         t_k, steps_max = cfg.t_k, cfg.max_steps
-        aw = lane_act_width(cfg)
+        aw = cfg.lane_width
         groups = self.active_groups
         rows = {g: cfg.groups[g].rows for g in groups}
         drain_rows = cfg.drain_rows  # groups drain in parallel, or in turn through one shared requant unit
@@ -175,7 +171,7 @@ class LayerEngine(wiring.Component):
                 tab = block_ram(layout, max_tiles[g] * rows[g])
                 m.submodules[f"rows_{g}"] = tab
                 table_w[g], table_r[g] = tab.write_port(), registered_read(m, tab, f"rows_{g}")
-            dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.acc_bits, cfg.target, levels, shared_stages(cfg),
+            dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.row_acc_bits(g), cfg.target, levels, shared_stages(cfg),
                                cfg.act_fanout, cfg.drain_shifts(g))
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
         out_w, out_r = {}, {}

@@ -10,7 +10,7 @@ from ..artifact import Artifact, MacLayer
 from ..formats import GROUPS
 from .config import CODE_BITS, ArrayConfig
 from .cycles import layer_cycles
-from .engine import CHANNEL_BITS, OUT_BANKS, lane_act_width
+from .engine import CHANNEL_BITS, OUT_BANKS
 from .protocol import config_words
 from .requant import M_BITS, N_BITS
 
@@ -35,7 +35,7 @@ def memories(cfg: ArrayConfig) -> dict[str, dict[str, int]]:
     """Every on-chip memory: width and depth (bits = width * depth)."""
     active = [g for g in GROUPS if cfg.groups[g].rows]
     drains = 1 if cfg.shared_requant else len(active)  # one output memory and row table per drain
-    mems = {"activations": {"width": cfg.t_k * lane_act_width(cfg), "depth": 2 * cfg.max_steps},
+    mems = {"activations": {"width": cfg.t_k * cfg.lane_width, "depth": 2 * cfg.max_steps},
             "outputs": {"width": cfg.out_bits, "depth": OUT_BANKS * cfg.max_rows * drains}}
     row_bits = cfg.acc_bits + M_BITS + N_BITS + CHANNEL_BITS + 1
     for g in active:
@@ -66,7 +66,7 @@ def estimate(art: Artifact, cfg: ArrayConfig, lane_costs: dict[str, Any] | None 
     lanes = {g: cfg.groups[g].rows * cfg.t_k for g in GROUPS}
     luts = ffs = None
     if lane_costs is not None:
-        aw = str(lane_act_width(cfg))
+        aw = str(cfg.lane_width)
         parts = [(gc.rows - gc.lut_rows, gc.kind, g) for g, gc in cfg.groups.items()] + \
                 [(gc.lut_rows, gc.lut_kind, g) for g, gc in cfg.groups.items()]
         per = [(n * cfg.t_k, lane_costs[cfg.target][g][k][aw]) for n, k, g in parts if n]

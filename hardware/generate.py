@@ -66,10 +66,9 @@ def target_lane_costs(cfg: ArrayConfig) -> dict | None:
     the first run); None for the generic target."""
     if cfg.target == "generic":
         return None
-    from .engine import lane_act_width
     from .resources import UnitSpec, lane_cost_table, measure_lane_costs
 
-    specs = [UnitSpec(g, k, cfg.target, lane_act_width(cfg)) for g in GROUPS for k in cfg.groups[g].kinds]
+    specs = [UnitSpec(g, k, cfg.target, cfg.lane_width) for g in GROUPS for k in cfg.groups[g].kinds]
     return lane_cost_table(measure_lane_costs(specs))
 
 

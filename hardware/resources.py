@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RowmixError
-from .config import KINDS, GroupConfig
+from .config import KINDS, LANE_WIDTH, GroupConfig
 from .devices import BOARDS, Board, get_board
 
 FORMAT = "rowmix-resource-model"
@@ -60,7 +60,6 @@ GROUP_NAMES = ("SP2", "FIXED4", "FIXED8")
 TARGETS = ("ice40", "ecp5", "xc7")
 LANE_KINDS: tuple[tuple[str, str], ...] = tuple((g, k) for g in GROUP_NAMES for k in KINDS[g])
 ACT_WIDTHS = (8, 5)  # lane operand widths: signed 8-bit (8-bit activations), 5-bit (4-bit activations)
-LANE_WIDTH = {8: 8, 4: 5}  # activation bits -> lane operand width
 UNIT_ROWS, UNIT_TK, UNIT_ACC_BITS = 2, 8, 24
 DEFAULT_FIXED8_SHARE = 0.05
 DEFAULT_ACT_BITS = 4  # the board's headline `ratio` (MSQ / RMSMP: 4-bit activations); both are in `by_act_bits`

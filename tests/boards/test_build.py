@@ -137,3 +137,14 @@ def test_only_all_dsp_groups_drain_by_shift():
     assert mul.groups["FIXED4"].lut_rows and not mul.drain_shifts("FIXED4")
     assert only.drain_shifts("FIXED4") and not only.drain_shifts("SP2")  # an empty group drains nothing
     assert not any(board_array("icebreaker").drain_shifts(g) for g in ("SP2", "FIXED4", "FIXED8"))
+
+
+def test_up5k_rows_accumulate_at_the_width_their_sums_reach():
+    """The UP5K plan's rows are as wide as 128 products of 4-bit weights and 5-bit activations reach
+    (16 bits); the bias add stays at 24."""
+    from rowmix.boards.arrays import board_array
+
+    cfg = board_array("icebreaker")
+    assert cfg.narrow_acc and cfg.acc_bits == 24
+    assert [cfg.row_acc_bits(g) for g in ("SP2", "FIXED4")] == [16, 16]
+    assert not board_array("ulx3s-85f").narrow_acc

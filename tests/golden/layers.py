@@ -18,13 +18,17 @@ def random_values(rng: np.random.Generator, fmt: RowFormat, k: int) -> np.ndarra
 
 
 def make_layer(rng, *, op="conv", c=5, r=11, kernel=(3, 3), stride=(1, 1), padding=(1, 1), in_bits=4,
-               in_signed=False, out_bits=4, out_signed=False, hw=(7, 6), m_range=None, spec=None):
+               in_signed=False, out_bits=4, out_signed=False, hw=(7, 6), m_range=None, spec=None, extreme=False):
     """A random MAC layer and its input spec. Rows cycle through FORMATS; row 0 is all zero.
-    Multipliers and biases default to a scale where outputs spread over the output range."""
+    Multipliers and biases default to a scale where outputs spread over the output range.
+    `extreme`: every row at its format's largest magnitude, the sign alternating by row."""
     k = c * kernel[0] * kernel[1] if op == "conv" else c
     formats = [FORMATS[i % len(FORMATS)] for i in range(r)]
-    values = np.stack([random_values(rng, f, k) for f in formats])
-    values[0] = 0
+    if extreme:
+        values = np.stack([np.full(k, (-1) ** i * f.qmax) for i, f in enumerate(formats)])
+    else:
+        values = np.stack([random_values(rng, f, k) for f in formats])
+        values[0] = 0
     u_max = (1 << (in_bits - 1)) if in_signed else (1 << in_bits) - 1
     typical = max(1.0, np.sqrt(k) * 4 * u_max / 2)  # spread of sum_k v u for random codes
     out_hi = (1 << (out_bits - 1)) - 1 if out_signed else (1 << out_bits) - 1

@@ -77,6 +77,30 @@ def test_layer_matches_golden(case):
     check(config(**cfg_kw), layer, src, random_input(rng, src, 1))
 
 
+@pytest.mark.parametrize("narrower", [0, 1])
+def test_narrow_accumulators_hold_the_largest_sums(monkeypatch, narrower):
+    """`narrow_acc` rows reach exactly their bound: K = max_k products of the largest SP2 weight (8)
+    with the most negative lane activation (an unsigned 8-bit 0 is -128 after the offset) sum to
+    2^16 (-8 rows) and -2^16 (+8 rows), which the 18-bit rows hold. One bit fewer wraps the +2^16
+    rows, and the bit-exact check has to see it."""
+    cfg = config(narrow_acc=True, max_k=64, acc_bits=24)
+    assert [cfg.row_acc_bits(g) for g in ("SP2", "FIXED4", "FIXED8")] == [18, 18, 22]
+    if narrower:
+        width = ArrayConfig.row_acc_bits
+        monkeypatch.setattr(ArrayConfig, "row_acc_bits", lambda self, g: width(self, g) - 1)
+    rng = np.random.default_rng(5)
+    layer, src = make_layer(rng, op="linear", c=64, r=10, in_bits=8, out_bits=8, out_signed=True,
+                            extreme=True, m_range=(1e-4, 4e-4))
+    x = np.concatenate([np.full((1, 64), 0), np.full((1, 64), 255), random_input(rng, src, 2)])
+    sp2 = np.array(layer.rows.scheme) == "SP2"
+    assert sorted(set(layer.values[sp2] @ (x[0] - 128))) == [-(1 << 16), 1 << 16]
+    if narrower:
+        with pytest.raises(AssertionError, match="first mismatch"):
+            check(cfg, layer, src, x)
+    else:
+        check(cfg, layer, src, x)
+
+
 def test_backpressure_and_flushed_rows():
     rng = np.random.default_rng(7)
     layer, src = make_layer(rng, c=3, r=11, hw=(3, 3), m_range=(1e-2, 1e-1))
