@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..artifact import files_digest
 from ..errors import RowmixError
 from ..hardware.config import ArrayConfig
 from ..hardware.datapath import KEEP_REPLICAS
@@ -69,15 +70,8 @@ def source_version() -> str:
 def generator_digest() -> str:
     """A digest of the generator's sources (rowmix.hardware, rowmix.boards), recorded with a build to
     say which generator made it; reuse decisions go by `plan_digest`, which sees only the netlist."""
-    import hashlib
-
-    pkg = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for sub in ("hardware", "boards"):
-        for f in sorted((pkg / sub).rglob("*")):
-            if f.is_file() and f.suffix in (".py", ".json", ".j2") and "__pycache__" not in f.parts:
-                h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
-    return h.hexdigest()[:16]
+    return files_digest(Path(__file__).resolve().parents[1],
+                        tuple(f"{sub}/**/*.{ext}" for sub in ("hardware", "boards") for ext in ("py", "json", "j2")))
 
 
 def plan_digest(plan: BuildPlan) -> str:

@@ -3,7 +3,7 @@ from the front end to the golden model, the hardware generator and the simulator
 
 from .errors import ArtifactError
 from .summary import summarize
-from .io import read_artifact, replace_dir, schema, sha256, write_artifact
+from .io import files_digest, read_artifact, replace_dir, schema, sha256, write_artifact
 from .spec import (
     FORMAT,
     FORMAT_VERSION,
@@ -22,7 +22,7 @@ from .spec import (
 )
 
 __all__ = [
-    "ArtifactError", "summarize", "read_artifact", "replace_dir", "schema", "sha256", "write_artifact",
+    "ArtifactError", "summarize", "files_digest", "read_artifact", "replace_dir", "schema", "sha256", "write_artifact",
     "FORMAT", "FORMAT_VERSION", "Add", "Artifact", "AvgPool", "Flatten", "GlobalAvgPool", "InputSpec",
     "MacLayer", "MaxPool", "Op", "RowTable", "Shortcut", "TensorSpec",
 ]

@@ -137,6 +137,15 @@ def write_artifact(art: Artifact, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+def files_digest(root: Path, patterns: tuple[str, ...]) -> str:
+    """A short digest of the files under `root` that match the glob `patterns`, by relative path and
+    content: the identity of generated or source trees that decide whether a result can be reused."""
+    h = hashlib.sha256()
+    for f in sorted({f for p in patterns for f in root.glob(p) if f.is_file()}):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
 def replace_dir(new: Path, target: Path) -> None:
     """Move a finished directory to `target`, replacing what was there, with no window in which
     `target` holds a partial result."""

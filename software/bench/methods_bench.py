@@ -10,13 +10,12 @@ compression)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..artifact import read_artifact, summarize
+from ..artifact import files_digest, read_artifact, summarize
 from ..console import err
 from ..data import load_dataset
 from .accuracy_bench import AccuracyOptions, configs_named, run_config, write_record
@@ -55,8 +54,8 @@ def _rtl_check(key: str, art_dir: Path, o: MethodsOptions, ev) -> dict:
     # The check is reused while what it simulates is the same: the generated Verilog and configuration
     # words, and the testbench (not the generator's sources: an edit that leaves the RTL alone keeps it).
     settings = {"artifact_mtime": (art_dir / "manifest.json").stat().st_mtime_ns, "images": o.rtl_images,
-                "simulator": o.simulator, "rtl": _digest(rtl, ("*.v", "layers/*")),
-                "testbench": _digest(Path(sim.__file__).parent, ("*.py", "templates/*"))}
+                "simulator": o.simulator, "rtl": files_digest(rtl, ("*.v", "layers/*")),
+                "testbench": files_digest(Path(sim.__file__).parent, ("*.py", "templates/*"))}
     if cache.is_file():
         cached = json.loads(cache.read_text())
         if cached.get("settings") == settings:
@@ -70,13 +69,6 @@ def _rtl_check(key: str, art_dir: Path, o: MethodsOptions, ev) -> dict:
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
     tmp.replace(cache)
     return doc
-
-
-def _digest(root: Path, patterns: tuple[str, ...]) -> str:
-    h = hashlib.sha256()
-    for f in sorted({f for p in patterns for f in root.glob(p) if f.is_file()}):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()[:16]
 
 
 def _row(result: dict, rtl: dict) -> dict:
