@@ -132,6 +132,19 @@ class ArrayConfig:
         g = self.groups[group]
         return self.shift_drain and g.rows > 0 and g.dsp_rows == g.rows
 
+    def drain_fanout(self, group: str) -> int:
+        """Rows per registered first level of a muxing drain's hold-register mux (0: one mux of every row).
+
+        With `act_fanout` (large arrays), a group that muxes its hold registers selects among each
+        `act_fanout` rows beside them, a cycle ahead, and the drain muxes those picks. One mux of
+        every row pulled all 41-52 rows' hold registers (984-1248 wires) into one spot beside the
+        requant unit: on the ECP5 the routers' overuse there never fell below about 1800 wires, so
+        the LUT-lane arrays did not route.
+        """
+        rows = self.groups[group].rows
+        f = self.act_fanout
+        return f if f >= 2 and rows > f and not self.drain_shifts(group) else 0
+
     def row_acc_bits(self, group: str) -> int:
         """Width of `group`'s row accumulators and hold registers.
 

@@ -68,10 +68,12 @@ def tree_levels(n_inputs: int) -> int:
 
 class GroupDatapath(wiring.Component):
     def __init__(self, group: str, cfg: GroupConfig, t_k: int, act_width: int, acc_bits: int, target: str,
-                 levels: int, stages: int = 1, act_fanout: int = 0, shift_drain: bool = False) -> None:
+                 levels: int, stages: int = 1, act_fanout: int = 0, shift_drain: bool = False,
+                 drain_fanout: int = 0) -> None:
         self.group, self.cfg, self.t_k, self.act_width = group, cfg, t_k, act_width
         self.act_fanout = act_fanout  # rows per copy of the late activation registers (0: one per group)
         self.shift_drain = shift_drain  # hold registers shift toward `head` (else `head` is a mux by `lane`)
+        self.drain_fanout = drain_fanout  # rows per registered first level of that mux (0: one level)
         self.acc_bits, self.target, self.levels, self.stages = acc_bits, target, levels, stages
         if stages < group_stages(cfg, target):
             raise ValueError(f"{stages} product stages are fewer than the {cfg.kinds} lanes need")
@@ -86,7 +88,8 @@ class GroupDatapath(wiring.Component):
             "last": In(1),
             "head": Out(signed(acc_bits)),  # the hold register the drain reads
             "shift": In(1),  # shift_drain: the drain takes `head` next cycle, then every hold register its successor's
-            "lane": In(range(max(cfg.rows, 2))),  # otherwise: the row whose hold register `head` is
+            # otherwise: the row whose hold register `head` is (with drain_fanout: will be next cycle)
+            "lane": In(range(max(cfg.rows, 2))),
             "captured": Out(1),
         })
 
@@ -210,8 +213,24 @@ class GroupDatapath(wiring.Component):
         # gathered 18-52 registers from across the die into the requant unit; on the full iCE40
         # array the shift register left nextpnr's placer without a legal placement). A capture
         # loads every row at once; the drain of a tile ends before the next capture.
+        # With `drain_fanout` the mux is two levels: each `drain_fanout` rows' pick is registered beside
+        # them (a cycle ahead: the engine gives the lane a cycle early), then the drain muxes the picks.
+        # The picks read the hold registers a cycle earlier than one mux would, which is still after
+        # the capture they drain and before the next.
         holds = [data_reg(signed(self.acc_bits), f"hold{r}") for r in range(rows)]
-        m.d.comb += self.head.eq(holds[0] if self.shift_drain else Array(holds)[self.lane])
+        if self.shift_drain:
+            m.d.comb += self.head.eq(holds[0])
+        elif self.drain_fanout:
+            f = self.drain_fanout
+            picks = [data_reg(signed(self.acc_bits), f"pick{c}") for c in range(-(-rows // f))]
+            for c, pick in enumerate(picks):
+                part = holds[c * f : (c + 1) * f]
+                m.d.sync += pick.eq(Array(part)[self.lane % f] if len(part) > 1 else part[0])
+            part_of = Signal(range(max(len(picks), 2)), name="drain_part")
+            m.d.sync += part_of.eq(self.lane // f)
+            m.d.comb += self.head.eq(Array(picks)[part_of])
+        else:
+            m.d.comb += self.head.eq(Array(holds)[self.lane])
         for r in range(rows):
             valid, first, last = (control(r, n) for n in ("valid", "first", "last"))
             shift = control(r, "shift") if self.shift_drain and r + 1 < rows else None

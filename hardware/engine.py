@@ -172,7 +172,7 @@ class LayerEngine(wiring.Component):
                 m.submodules[f"rows_{g}"] = tab
                 table_w[g], table_r[g] = tab.write_port(), registered_read(m, tab, f"rows_{g}")
             dp = GroupDatapath(g, cfg.groups[g], t_k, aw, cfg.row_acc_bits(g), cfg.target, levels, shared_stages(cfg),
-                               cfg.act_fanout, cfg.drain_shifts(g))
+                               cfg.act_fanout, cfg.drain_shifts(g), cfg.drain_fanout(g))
             m.submodules[f"datapath_{g}"] = datapaths[g] = dp
         out_w, out_r = {}, {}
         for g in groups[:1] if shared else groups:  # one output memory per drain; the channel map
@@ -517,6 +517,8 @@ class LayerEngine(wiring.Component):
             m.d.sync += [s_valid.eq(in_g & d_active[g]), taking.eq(in_g)]
             if cfg.drain_shifts(g):
                 m.d.comb += datapaths[g].shift.eq(in_g)  # the unit takes the head row next cycle
+            elif cfg.drain_fanout(g):  # the datapath registers its first mux level: the lane goes in early
+                m.d.comb += datapaths[g].lane.eq(d_lane[g])
             else:
                 m.d.sync += datapaths[g].lane.eq(d_lane[g])
             entry = table_r[g].data

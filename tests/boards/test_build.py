@@ -137,6 +137,10 @@ def test_only_all_dsp_groups_drain_by_shift():
     assert mul.groups["FIXED4"].lut_rows and not mul.drain_shifts("FIXED4")
     assert only.drain_shifts("FIXED4") and not only.drain_shifts("SP2")  # an empty group drains nothing
     assert not any(board_array("icebreaker").drain_shifts(g) for g in ("SP2", "FIXED4", "FIXED8"))
+    # the groups that mux pick among each 4 rows first (drain_fanout); the UP5K's one mux stays
+    assert [mixed.drain_fanout(g) for g in ("SP2", "FIXED4", "FIXED8")] == [4, 0, 0]
+    assert mul.drain_fanout("FIXED4") == 4 and only.drain_fanout("FIXED4") == 0
+    assert not any(board_array("icebreaker").drain_fanout(g) for g in ("SP2", "FIXED4", "FIXED8"))
 
 
 def test_up5k_rows_accumulate_at_the_width_their_sums_reach():

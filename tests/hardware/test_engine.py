@@ -63,6 +63,7 @@ CASES = {
     "two read registers (far lanes)": (dict(read_stages=2, row_addr=True), dict(c=3, r=11, hw=(3, 4))),
     "staged configuration writes (ULX3S plan)": (dict(read_stages=2, row_addr=True, write_stages=True, act_fanout=2, shift_drain=True),
                                                  dict(c=3, r=11, hw=(3, 4))),
+    # SP2 rows (5) drain through registered picks among each 2 rows (drain_fanout), the last pick of one row
     "replicas per 2 rows, Booth": (dict(sp2=5, f4_kind="booth", act_fanout=2, t_k=2), dict(c=2, r=13, hw=(3, 3))),
     "shared requant, signed 8-bit in": (dict(shared_requant=True, f8=2),
                                         dict(c=2, r=9, in_bits=8, in_signed=True, out_bits=8, out_signed=True, hw=(3, 3))),
