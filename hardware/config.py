@@ -138,8 +138,8 @@ class ArrayConfig:
         With `act_fanout` (large arrays), a group that muxes its hold registers selects among each
         `act_fanout` rows beside them, a cycle ahead, and the drain muxes those picks. One mux of
         every row pulled all 41-52 rows' hold registers (984-1248 wires) into one spot beside the
-        requant unit: on the ECP5 the routers' overuse there never fell below about 1800 wires, so
-        the LUT-lane arrays did not route.
+        requant unit: on the ECP5, router2's overuse there fell to about 1800 (LUT-multiplier
+        baseline) and 3600 (mixed array) wires and then rose, so the LUT-lane arrays did not route.
         """
         rows = self.groups[group].rows
         f = self.act_fanout
