@@ -68,9 +68,10 @@ PLANS = {
     # Memories hold any ResNet-20 layer.
     # One copy of the activation registers per 4 LUT rows: one copy for 41 rows was the critical net;
     # a second read register: one route from a code block RAM to its far lanes took 19 ns.
+    # Rows accumulate at 18 of the 24 bits (22 for FIXED8; narrow_acc), as on the UP5K.
     "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=38200, lane_ffs=26000, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
                            shared_requant=False, max_k=576, max_rows=64, act_fanout=4,
-                           row_addr=True, read_stages=2, write_stages=True, shift_drain=True),
+                           row_addr=True, read_stages=2, write_stages=True, shift_drain=True, narrow_acc=True),
 }
 
 

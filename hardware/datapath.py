@@ -90,6 +90,9 @@ class GroupDatapath(wiring.Component):
             "shift": In(1),  # shift_drain: the drain takes `head` next cycle, then every hold register its successor's
             # otherwise: the row whose hold register `head` is (with drain_fanout: will be next cycle)
             "lane": In(range(max(cfg.rows, 2))),
+            # drain_fanout: the lane restarts at 0 (a capture) or advances, so each pick keeps its own copy
+            "restart": In(1),
+            "advance": In(1),
             "captured": Out(1),
         })
 
@@ -216,7 +219,10 @@ class GroupDatapath(wiring.Component):
         # With `drain_fanout` the mux is two levels: each `drain_fanout` rows' pick is registered beside
         # them (a cycle ahead: the engine gives the lane a cycle early), then the drain muxes the picks.
         # The picks read the hold registers a cycle earlier than one mux would, which is still after
-        # the capture they drain and before the next.
+        # the capture they drain and before the next. Each pick selects by its own copy of the lane
+        # (mod `drain_fanout`), a counter making the drain lane's moves: the lane's low bits broadcast
+        # to every pick were the ECP5 dsp+mul baseline's critical path and its Booth baseline's most
+        # congested nets.
         holds = [data_reg(signed(self.acc_bits), f"hold{r}") for r in range(rows)]
         if self.shift_drain:
             m.d.comb += self.head.eq(holds[0])
@@ -225,7 +231,15 @@ class GroupDatapath(wiring.Component):
             picks = [data_reg(signed(self.acc_bits), f"pick{c}") for c in range(-(-rows // f))]
             for c, pick in enumerate(picks):
                 part = holds[c * f : (c + 1) * f]
-                m.d.sync += pick.eq(Array(part)[self.lane % f] if len(part) > 1 else part[0])
+                if len(part) == 1:
+                    m.d.sync += pick.eq(part[0])
+                    continue
+                lane = Signal(range(f), name=f"{REPLICA}_pick{c}_lane", reset_less=True)
+                with m.If(self.restart):
+                    m.d.sync += lane.eq(0)
+                with m.Elif(self.advance):
+                    m.d.sync += lane.eq(Mux(lane == f - 1, 0, lane + 1))
+                m.d.sync += pick.eq(Array(part)[lane])
             part_of = Signal(range(max(len(picks), 2)), name="drain_part")
             m.d.sync += part_of.eq(self.lane // f)
             m.d.comb += self.head.eq(Array(picks)[part_of])

@@ -280,21 +280,21 @@ class LayerEngine(wiring.Component):
                                  chmap_w.en.eq(entry.valid)]
             slice_ = full[words_per_slice(cfg, g)][:t_k * CODE_BITS[g]]
             if cfg.write_stages:
-                # a register stage, a copy per `act_fanout` rows, kept apart: one configuration word
-                # to every code memory of the ECP5 array was a 24 ns route. (A second stage, one copy
-                # per memory, cost 6500 flip-flops on the ULX3S array and left its baselines
-                # unroutable.) Writes land a cycle late, before any read can follow (a vector must
-                # load and the start flag register first).
-                # The address bits go through a two-level tree (its one-level copies were the next
-                # 15 ns net): c_addr moves only when a word is accepted and words come at least 3
-                # cycles apart, so its value a cycle before the accept is the one the write needs.
-                w_addr = replicated(m, c_addr, len(code_w[g]), (WRITE_TREE * cfg.act_fanout, cfg.act_fanout),
-                                    f"cwa_{g}")
-                w_data = replicated(m, slice_, len(code_w[g]), (cfg.act_fanout,), f"cwd_{g}")
+                # Two register stages, a copy per WRITE_TREE * `act_fanout` rows, then one per
+                # `act_fanout` rows, kept apart: one configuration word to every code memory of the
+                # ECP5 array was a 24 ns route, and one stage of copies a 15 ns one. (A stage of one
+                # copy per memory cost 6500 flip-flops on the ULX3S array and left its baselines
+                # unroutable.) Writes land two cycles late, before any read can follow: the last
+                # word registers `configured`, a vector loads, `start` registers, the issuer sets the
+                # read address, and the memory samples it a cycle later at the earliest.
+                # The address and the enable take as long, so the three arrive together.
+                tree = (WRITE_TREE * cfg.act_fanout, cfg.act_fanout)
+                w_addr = replicated(m, c_addr, len(code_w[g]), tree, f"cwa_{g}")
+                w_data = replicated(m, slice_, len(code_w[g]), tree, f"cwd_{g}")
             for r, port in enumerate(code_w[g]):
                 addr, data, en = c_addr, slice_, accept & x_codes[g] & (c_lane == r)
                 if cfg.write_stages:
-                    addr, data, en = w_addr[r], w_data[r], delayed(m, en, 1, f"cw_en_{g}_{r}", data=False)
+                    addr, data, en = w_addr[r], w_data[r], delayed(m, en, 2, f"cw_en_{g}_{r}", data=False)
                 m.d.comb += [port.addr.eq(addr), port.data.eq(data), port.en.eq(en)]
         with m.If(accept):
             m.d.sync += [configured.eq(0), buf.eq(Cat(buf, word)[32:])]  # buf: the last words
@@ -517,8 +517,10 @@ class LayerEngine(wiring.Component):
             m.d.sync += [s_valid.eq(in_g & d_active[g]), taking.eq(in_g)]
             if cfg.drain_shifts(g):
                 m.d.comb += datapaths[g].shift.eq(in_g)  # the unit takes the head row next cycle
-            elif cfg.drain_fanout(g):  # the datapath registers its first mux level: the lane goes in early
-                m.d.comb += datapaths[g].lane.eq(d_lane[g])
+            elif cfg.drain_fanout(g):  # the datapath registers its first mux level: the lane goes in early,
+                # with the moves its picks' lane copies make (those of d_lane, above)
+                m.d.comb += [datapaths[g].lane.eq(d_lane[g]), datapaths[g].restart.eq(captured),
+                             datapaths[g].advance.eq(~captured & draining & d_on[g])]
             else:
                 m.d.sync += datapaths[g].lane.eq(d_lane[g])
             entry = table_r[g].data

@@ -10,6 +10,7 @@ import pytest
 from rowmix import golden
 from rowmix.artifact import TensorSpec
 from rowmix.formats import RequantSpec
+from rowmix.hardware import engine
 from rowmix.hardware import requant as rq
 from rowmix.hardware.config import ArrayConfig, GroupConfig
 
@@ -136,3 +137,27 @@ def test_a_mutated_rounding_fails_the_layer_test(monkeypatch):
     layer, src = make_layer(rng, c=3, r=11, hw=(3, 4))
     with pytest.raises(AssertionError, match="first mismatch"):
         check(config(), layer, src, random_input(rng, src, 1))
+
+
+@pytest.mark.parametrize("later", [0, 4])
+def test_staged_writes_land_before_the_first_read(monkeypatch, later):
+    """With `write_stages` the code writes land two cycles after their word. The last word is the
+    last group's slice of its only tile and step (K_pad = t_k), and the engine reads it at its
+    first issue: the activations follow the configuration at once. Writes 4 cycles later still
+    (address, data and enable alike) miss that read, and the bit-exact check has to see it; 3 later
+    still make it, so the stages leave that margin."""
+    delayed, replicated = engine.delayed, engine.replicated
+    monkeypatch.setattr(engine, "delayed", lambda m, v, n, name, data=True:
+                        delayed(m, v, n + later if name.startswith("cw_en") else n, name, data))
+    monkeypatch.setattr(engine, "replicated", lambda m, v, n, fanouts, name: replicated(
+        m, v, n, fanouts + (1,) * later if name.startswith(("cwa", "cwd")) else fanouts, name))
+    cfg = config(read_stages=2, row_addr=True, write_stages=True, act_fanout=2, shift_drain=True)
+    rng = np.random.default_rng(3)
+    layer, src = make_layer(rng, op="linear", c=2, r=3, in_bits=8, out_bits=8, out_signed=True)
+    assert layer.k_pad == cfg.t_k and cfg.groups["FIXED8"].rows == 1  # one step; one FIXED8 row, one tile
+    x = random_input(rng, src, 4)
+    if later:
+        with pytest.raises(AssertionError, match="first mismatch"):
+            check(cfg, layer, src, x)
+    else:
+        check(cfg, layer, src, x)

@@ -108,13 +108,14 @@ def test_odd_dsp_rows_and_lut_topped_groups_bit_exact(tmp_path, target):
     share a dual 8x8 SB_MAC16), DSP groups topped up with Booth and plain LUT multiplier rows, on
     iCE40 the requant unit's SB_MAC16 16x16 partial products (Yosys's simulation model), on ECP5 the
     registered MULT18X18D (rowmix's model) with the ULX3S plan's options (two read registers, staged
-    read addresses and writes, row-tag copies, and on ECP5 an all-DSP FIXED8 group whose hold registers
-    shift while the LUT-topped groups mux theirs)."""
+    read addresses and writes, row-tag copies, narrow accumulators, and on ECP5 an all-DSP FIXED8
+    group whose hold registers shift while the LUT-topped groups mux theirs through registered picks)."""
     rng = np.random.default_rng(11)
     art = random_network(rng, tmp_path / "art")
     art = read_artifact(tmp_path / "art")
     odd = 3 if target == "ice40" else 2
-    ecp5 = dict(read_stages=2, row_addr=True, write_stages=True, act_fanout=2, shift_drain=True) if target == "ecp5" else {}
+    ecp5 = dict(read_stages=2, row_addr=True, write_stages=True, act_fanout=2, shift_drain=True, narrow_acc=True) \
+        if target == "ecp5" else {}
     cfg = ArrayConfig(target=target, t_k=4, max_k=128, max_rows=16, acc_bits=24, shared_requant=True, **ecp5, groups={
         "SP2": GroupConfig(2, "sp2"), "FIXED4": GroupConfig(odd + 1, "dsp", lut_rows=1, lut_kind="booth"),
         "FIXED8": GroupConfig(2, "dsp", lut_rows=1, lut_kind="mul") if target != "ecp5" else GroupConfig(2, "dsp")})
