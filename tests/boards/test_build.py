@@ -143,12 +143,13 @@ def test_only_all_dsp_groups_drain_by_shift():
     assert not any(board_array("icebreaker").drain_fanout(g) for g in ("SP2", "FIXED4", "FIXED8"))
 
 
-def test_up5k_rows_accumulate_at_the_width_their_sums_reach():
-    """The UP5K plan's rows are as wide as 128 products of 4-bit weights and 5-bit activations reach
-    (16 bits); the bias add stays at 24."""
+def test_board_rows_accumulate_at_the_width_their_sums_reach():
+    """The board plans' rows are as wide as max_k products of their container's largest weight and
+    a 5-bit activation reach: 128 on the UP5K (16 bits), 576 on the ULX3S (18 bits, FIXED-8 22);
+    the bias add stays at 24."""
     from rowmix.boards.arrays import board_array
 
-    cfg = board_array("icebreaker")
-    assert cfg.narrow_acc and cfg.acc_bits == 24
-    assert [cfg.row_acc_bits(g) for g in ("SP2", "FIXED4")] == [16, 16]
-    assert not board_array("ulx3s-85f").narrow_acc
+    for board, widths in (("icebreaker", {"SP2": 16, "FIXED4": 16}), ("ulx3s-85f", {"SP2": 18, "FIXED4": 18, "FIXED8": 22})):
+        cfg = board_array(board)
+        assert cfg.narrow_acc and cfg.acc_bits == 24
+        assert {g: cfg.row_acc_bits(g) for g in widths} == widths
