@@ -40,7 +40,7 @@ CHANNEL_BITS = 12
 ACT_BEAT_BITS = 8  # activation element width on the stream
 DRAIN_OVERHEAD = 2
 OUT_BANKS = 4  # output pixels in flight: computing, draining, streaming
-WRITE_TREE = 4  # configuration write addresses: a first-level copy per WRITE_TREE leaf copies
+WRITE_TREE = 4  # configuration writes (address and data): a first-level copy per WRITE_TREE leaf copies
 
 
 def row_layout(acc_bits: int) -> data.StructLayout:
