@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
+from amaranth.lib.cdc import ResetSynchronizer
 
 from ..errors import RowmixError
 from ..hardware.config import ArrayConfig
@@ -126,13 +128,17 @@ class BoardTop(Elaboratable):
                     i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
                     o_CLKOP=clk, o_LOCK=locked,
                     a_FREQUENCY_PIN_CLKI=f"{self.spec.osc_hz / 1e6:.3f}", a_FREQUENCY_PIN_CLKOP=f"{self.freq_hz / 1e6:.3f}")
-            m.d.comb += ResetSignal("sync").eq(~locked)
+            # the lock flag is asynchronous to the PLL clock: it releases the reset through a synchronizer
+            m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
             # (the PLL clock's constraint is nextpnr's --freq, see build.py: Amaranth's named net
             # constraint does not survive Yosys's renaming of the PLL output net)
         m.submodules.core = core = LinkTop(self.cfg, self.divisor)
-        uart = platform.request("uart", 0)
-        m.d.comb += [core.uart_rx.eq(uart.rx.i), uart.tx.o.eq(core.uart_tx)]
-        leds = [platform.request(n, i) for n in self.spec.led_names for i in range(4 if n == "led" else 1)]
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [core.uart_rx.eq(rx.i), tx.o.eq(core.uart_tx)]
+        leds = [platform.request(n, i, dir="-") for n in self.spec.led_names for i in range(4 if n == "led" else 1)]
         for i, led in enumerate(leds[:4]):
-            m.d.comb += led.o.eq(core.leds[i])
+            m.submodules[f"led_{i}"] = buf = io.Buffer("o", led)
+            m.d.comb += buf.o.eq(core.leds[i])
         return m

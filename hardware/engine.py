@@ -486,13 +486,16 @@ class LayerEngine(wiring.Component):
             m.d.sync += d_index.eq(d_index + 1)
             with m.If(d_index == drain_rows - 1):
                 m.d.sync += draining.eq(0)
-            for i, g in enumerate(groups):
-                with m.If(d_on[g]):
-                    m.d.sync += [d_lane[g].eq(d_lane[g] + 1), d_addr[g].eq(d_addr[g] + 1)]
-                    with m.If(d_lane[g] == rows[g] - 1):  # this group's last lane: the next group's turn
-                        m.d.sync += d_on[g].eq(0)
-                        if shared and i + 1 < len(groups):
-                            m.d.sync += d_on[groups[i + 1]].eq(1)
+        # a drain step of group g moves d_lane and, in drain_fanout mode, the picks' lane copies with it
+        d_step = {g: Signal(name=f"drain_step_{g}") for g in groups}
+        for i, g in enumerate(groups):
+            m.d.comb += d_step[g].eq(~captured & draining & d_on[g])
+            with m.If(d_step[g]):
+                m.d.sync += [d_lane[g].eq(d_lane[g] + 1), d_addr[g].eq(d_addr[g] + 1)]
+                with m.If(d_lane[g] == rows[g] - 1):  # this group's last lane: the next group's turn
+                    m.d.sync += d_on[g].eq(0)
+                    if shared and i + 1 < len(groups):
+                        m.d.sync += d_on[groups[i + 1]].eq(1)
         s_bank, s_end, s_busy = Signal.like(i_obank), Signal(), Signal()
         m.d.sync += [s_bank.eq(d_bank), s_end.eq(draining & (d_index == drain_rows - 1) & d_lastpix), s_busy.eq(draining)]
         bank_line, end_line = [s_bank], [s_end]
@@ -518,9 +521,9 @@ class LayerEngine(wiring.Component):
             if cfg.drain_shifts(g):
                 m.d.comb += datapaths[g].shift.eq(in_g)  # the unit takes the head row next cycle
             elif cfg.drain_fanout(g):  # the datapath registers its first mux level: the lane goes in early,
-                # with the moves its picks' lane copies make (those of d_lane, above)
+                # and its picks' lane copies restart and step with d_lane
                 m.d.comb += [datapaths[g].lane.eq(d_lane[g]), datapaths[g].restart.eq(captured),
-                             datapaths[g].advance.eq(~captured & draining & d_on[g])]
+                             datapaths[g].advance.eq(d_step[g])]
             else:
                 m.d.sync += datapaths[g].lane.eq(d_lane[g])
             entry = table_r[g].data

@@ -8,7 +8,9 @@ plus the rounding constant, in two halves (low half and its carry, then the high
 arithmetic shift (floor); saturation flags from the high bits and
 the compares of the low out_bits with lo and hi, side by side; the clamp's choice from those flags;
 the clamp, a mux (lo = 0 makes the fused ReLU).
-Channel and valid flags travel alongside. An M0 of 0 (a flushed row) gives 0 for every n,
+Channel and valid flags travel alongside. Only the valid flags take a reset: every other register
+is `reset_less`, because a board's engine reset is one net to every reset flip-flop, and the
+three units' 600-odd data bits made it the ULX3S array's critical net. An M0 of 0 (a flushed row) gives 0 for every n,
 as in the golden model. The shift saturates at the product width pw = acc_bits + 17: since
 |acc * M0| < 2^(pw-1), every n >= pw gives 0, which (prod + 2^(pw-1)) >> pw also gives.
 
@@ -24,6 +26,8 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .datapath import delayed
+
 M_BITS = 16
 N_BITS = 6  # n in 1..62
 LATENCY = 10
@@ -31,7 +35,7 @@ LATENCY = 10
 
 def mul16(m: Module, target: str, a: Value, b: Value, a_signed: bool) -> Signal:
     """Registered 16 x 16 product of `a` (signed or not) and unsigned `b`."""
-    p = Signal(signed(len(a) + len(b) + 1) if a_signed else len(a) + len(b))
+    p = Signal(signed(len(a) + len(b) + 1) if a_signed else len(a) + len(b), reset_less=True)
     if target == "ice40":
         a16 = Signal(signed(16) if a_signed else 16)  # the 16-bit port, sign- or zero-extended
         m.d.comb += a16.eq(a)
@@ -84,62 +88,64 @@ class RequantUnit(wiring.Component):
         hi_bits = max(1, self.acc_bits - 16)  # acc = acc_hi * 2^16 + acc_lo, acc_lo unsigned
         pw = self.acc_bits + M_BITS + 1
 
+        def reg(shape, name=None):
+            return Signal(shape, name=name, reset_less=True)
+
         def stage(*values):
-            regs = [Signal.like(v) for v in values]
+            regs = [Signal.like(v, reset_less=True) for v in values]
             m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
             return regs
 
         # the flags ride along; product stages are built explicitly
-        acc_in, bias, m0_in = Signal.like(self.acc), Signal.like(self.bias), Signal(M_BITS)
-        m.d.sync += [acc_in.eq(self.acc), bias.eq(self.bias), m0_in.eq(self.m0)]
-        flags = stage(self.n, self.channel, self.valid)
-        acc = Signal(signed(16 + hi_bits))  # acc + bias, modulo 2^acc_bits: protocol.check_accumulator
-        m0 = Signal(M_BITS)
+        acc_in, bias, m0_in = stage(self.acc, self.bias, self.m0)
+        valid = delayed(m, self.valid, LATENCY - 1, "valid", data=False)
+        flags = stage(self.n, self.channel)
+        acc = reg(signed(16 + hi_bits))  # acc + bias, modulo 2^acc_bits: protocol.check_accumulator
+        m0 = reg(M_BITS)
         m.d.sync += [acc.eq(acc_in + bias), m0.eq(m0_in)]
         # |prod| < 2^(pw-1): for every n >= pw the result is 0, as at n = pw. The shift saturates here,
         # two stages before the rounding constant needs it (compare, mux and decoder in one stage
         # set the full iCE40 array's Fmax).
-        n_in, ch, v = flags
-        n_eff = Signal(range(pw + 1))
+        n_in, ch = flags
+        n_eff = reg(range(pw + 1))
         m.d.sync += n_eff.eq(Mux(n_in > pw, pw, n_in))
-        flags = [n_eff, *stage(ch, v)]
+        flags = [n_eff, *stage(ch)]
         p_lo = mul16(m, self.target, acc[:16], m0, a_signed=False)
         p_hi = mul16(m, self.target, acc[16:].as_signed(), m0, a_signed=True)
-        n, ch, v = stage(*flags)
-        prod = Signal(signed(pw))
+        n, ch = stage(*flags)
+        prod = reg(signed(pw))
         m.d.sync += prod.eq((p_hi << 16) + p_lo)
-        rounding = Signal(pw)
+        rounding = reg(pw)
         m.d.sync += rounding.eq(rounding_constant(n))
-        n, ch, v = stage(n, ch, v)
+        n, ch = stage(n, ch)
         # prod + 2^(n-1) in two halves, the low half's carry registered between them: as one 42-bit
         # carry chain it set the full iCE40 array's Fmax
         half = pw // 2
-        low = Signal(half + 1)  # the low half's sum and its carry out
-        prod_hi, rounding_hi = Signal(signed(pw - half)), Signal(pw - half)
+        low = reg(half + 1)  # the low half's sum and its carry out
+        prod_hi, rounding_hi = reg(signed(pw - half)), reg(pw - half)
         m.d.sync += [low.eq(prod[:half] + rounding[:half]), prod_hi.eq(prod[half:]), rounding_hi.eq(rounding[half:])]
-        n, ch, v = stage(n, ch, v)
-        rounded = Signal(signed(pw + 1))
+        n, ch = stage(n, ch)
+        rounded = reg(signed(pw + 1))
         m.d.sync += rounded.eq(Cat(low[:half], prod_hi + rounding_hi + low[half]))
-        n, ch, v = stage(n, ch, v)
-        shifted = Signal(signed(pw + 1))
+        n, ch = stage(n, ch)
+        shifted = reg(signed(pw + 1))
         m.d.sync += shifted.eq(rounded >> n)
-        ch, v = stage(ch, v)
+        (ch,) = stage(ch)
         # saturation from the high bits (zero tests, no wide compare), then a narrow clamp
         ob = self.out_bits
         top = shifted[ob - 1 :]
         lo, hi = self.lo, self.hi  # layer constants: not pipelined (see the class docstring)
-        x, over, under, above, below = Signal(signed(ob)), Signal(), Signal(), Signal(), Signal()
+        x, over, under, above, below = reg(signed(ob)), reg(1), reg(1), reg(1), reg(1)
         low_bits = shifted[:ob].as_signed()  # the value if it does not saturate, compared with the bounds
         m.d.sync += [x.eq(low_bits), over.eq(~shifted[-1] & (top != 0)), under.eq(shifted[-1] & ~top.all()),
                      above.eq(low_bits > hi), below.eq(low_bits < lo)]
-        ch, v, lo, hi = stage(ch, v, lo, hi)  # the bounds' copies beside the clamp's choice
-        narrow, bound, clamp = Signal(signed(ob)), Signal(signed(ob)), Signal()
+        ch, lo, hi = stage(ch, lo, hi)  # the bounds' copies beside the clamp's choice
+        narrow, bound, clamp = reg(signed(ob)), reg(signed(ob)), reg(1)
         high = over | (~under & above)
         m.d.sync += [narrow.eq(x), bound.eq(Mux(high, hi, lo)), clamp.eq(high | under | below)]
-        ch, v = stage(ch, v)
-        m.d.sync += [  # the clamp stage is a mux of registers (its compares had set the iCE40's Fmax)
-            self.y.eq(Mux(clamp, bound, narrow)),
-            self.y_channel.eq(ch),
-            self.y_valid.eq(v),
-        ]
+        (ch,) = stage(ch)
+        y, y_channel = reg(signed(ob), "y"), reg(len(ch), "y_channel")
+        # the clamp stage is a mux of registers (its compares had set the iCE40's Fmax)
+        m.d.sync += [y.eq(Mux(clamp, bound, narrow)), y_channel.eq(ch), self.y_valid.eq(valid)]
+        m.d.comb += [self.y.eq(y), self.y_channel.eq(y_channel)]
         return m

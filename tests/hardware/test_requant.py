@@ -11,6 +11,7 @@ from amaranth.sim import Simulator
 
 from rowmix.formats import requantize
 from rowmix.hardware.requant import LATENCY, RequantUnit
+from rowmix.hardware.resources import run_yosys_script
 
 
 def run_unit(cases, acc_bits=32):
@@ -126,3 +127,13 @@ def test_ice40_requant_on_sb_mac16_in_icarus(tmp_path):
     out = subprocess.run(["vvp", "-n", "sim"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
     got = np.array([int(t) for t in out.split() if t.lstrip("-").isdigit()])
     assert np.array_equal(got, expected(cases))
+
+
+def test_only_the_valid_flags_take_a_reset(tmp_path):
+    """A board's engine reset is one net to every reset flip-flop: the unit gives it its valid flags
+    (one per stage), not its data registers, which the flags already qualify."""
+    script = ["read_verilog unit.v", "hierarchy -top unit", "proc", "opt",
+              "select -set reset w:rst %co:+[SRST] t:$sdff* %i", "tee -q -o stat.json stat -width -json @reset", ""]
+    v = verilog.convert(RequantUnit(24, 8, 12, "ecp5"), name="unit", emit_src=False)
+    stat = run_yosys_script("\n".join(script), {"unit.v": v}, tmp_path)
+    assert stat["modules"]["\\unit"]["num_cells_by_type"] == {"$sdff_1": LATENCY}
