@@ -13,7 +13,7 @@ Verilog."""
 from __future__ import annotations
 
 from amaranth.back import verilog
-from amaranth.hdl import Cat, Module, ResetInserter, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,13 +53,20 @@ class LinkCore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.link = link = self.link
-        engine_reset = Signal()
-        m.d.comb += engine_reset.eq(link.engine_reset)
-        m.submodules.engine = engine = ResetInserter(engine_reset)(LayerEngine(self.cfg))
+        # The engine runs in its own domain on the same clock, whose reset is one flip-flop: the board's
+        # reset or the link's RESET pulse, registered. Through ResetInserter the two were OR-ed in
+        # a LUT that then fed ~1200 reset flip-flops across the die and the loader's counter logic
+        # (the iCE40 array's critical path began at the reset synchronizer).
+        engine_reset = Signal(reset_less=True)
+        m.d.sync += engine_reset.eq(ResetSignal("sync") | link.engine_reset)
+        m.domains.engine = cd_engine = ClockDomain("engine", local=True)
+        m.d.comb += [cd_engine.clk.eq(ClockSignal("sync")), cd_engine.rst.eq(engine_reset)]
+        engine_domain = DomainRenamer({"sync": "engine"})
+        m.submodules.engine = engine = engine_domain(LayerEngine(self.cfg))
         regs = {}
         for name in ("config", "act", "out"):  # reset with the engine, so RESET leaves no stale word behind
             shape = link.signature.members[name].signature.members["payload"].shape
-            m.submodules[f"{name}_reg"] = regs[name] = ResetInserter(engine_reset)(StreamRegister(shape))
+            m.submodules[f"{name}_reg"] = regs[name] = engine_domain(StreamRegister(shape))
         wiring.connect(m, wiring.flipped(self.rx), link.rx)
         wiring.connect(m, link.tx, wiring.flipped(self.tx))
         for name in ("config", "act"):
