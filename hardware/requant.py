@@ -10,9 +10,10 @@ the compares of the low out_bits with lo and hi, side by side; the clamp's choic
 the clamp, a mux (lo = 0 makes the fused ReLU).
 Channel and valid flags travel alongside. Only the valid flags take a reset: every other register
 is `reset_less`, because a board's engine reset is one net to every reset flip-flop, and the
-three units' 600-odd data bits made it the ULX3S array's critical net. An M0 of 0 (a flushed row) gives 0 for every n,
-as in the golden model. The shift saturates at the product width pw = acc_bits + 17: since
-|acc * M0| < 2^(pw-1), every n >= pw gives 0, which (prod + 2^(pw-1)) >> pw also gives.
+ULX3S array's three units put 1791 data bits on it (its critical net then). An M0 of 0 (a flushed
+row) gives 0 for every n, as in the golden model. The shift saturates at the product width
+pw = acc_bits + 17: since |acc * M0| < 2^(pw-1), every n >= pw gives 0, which
+(prod + 2^(pw-1)) >> pw also gives.
 
 On iCE40 the partial products are SB_MAC16 instances in 16 x 16 mode with their product register
 on: Yosys's `-dsp` inference would do the same for the requant multiplier but also re-map the
