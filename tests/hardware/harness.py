@@ -12,6 +12,7 @@ from amaranth.sim import Simulator
 from rowmix.artifact import MacLayer, TensorSpec
 from rowmix.formats import RequantSpec
 from rowmix.hardware.config import ArrayConfig
+from rowmix.hardware.cycles import layer_cycles
 from rowmix.hardware.engine import LayerEngine
 from rowmix.hardware.protocol import activation_bytes, beat_values, config_words
 
@@ -85,5 +86,13 @@ def run_jobs(cfg: ArrayConfig, jobs: list[Job], ready_prob: float = 1.0, seed: i
     sim.add_process(clock_count)
     sim.add_testbench(driver)
     sim.add_testbench(receiver)
-    sim.run()
+    # a stalled engine fails here instead of hanging the test: 4x the cycle model's count (more under
+    # back-pressure) plus the configuration words, which the loader takes one per three cycles
+    budget = sum(4 * layer_cycles(plan, cfg, len(job.vectors)).cycles / ready_prob + 4 * len(words) + 1000
+                 for job, plan, (words, _) in zip(jobs, plans, streams))
+    sim.run_until(budget * 1e-8)
+    if done_jobs[0] < len(jobs):
+        j = done_jobs[0]
+        raise AssertionError(f"engine stalled: job {j} gave {len(jobs[j].outputs)} of "
+                             f"{len(jobs[j].vectors) * plans[j].r} outputs in {cycle[0]} cycles")
     return [np.array(job.outputs, np.int64).reshape(len(job.vectors), plans[j].r) for j, job in enumerate(jobs)]
