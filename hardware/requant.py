@@ -27,7 +27,7 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .datapath import delayed
+from .datapath import data_reg, delayed
 
 M_BITS = 16
 N_BITS = 6  # n in 1..62
@@ -89,9 +89,6 @@ class RequantUnit(wiring.Component):
         hi_bits = max(1, self.acc_bits - 16)  # acc = acc_hi * 2^16 + acc_lo, acc_lo unsigned
         pw = self.acc_bits + M_BITS + 1
 
-        def reg(shape, name=None):
-            return Signal(shape, name=name, reset_less=True)
-
         def stage(*values):
             regs = [Signal.like(v, reset_less=True) for v in values]
             m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
@@ -101,51 +98,51 @@ class RequantUnit(wiring.Component):
         acc_in, bias, m0_in = stage(self.acc, self.bias, self.m0)
         valid = delayed(m, self.valid, LATENCY - 1, "valid", data=False)
         flags = stage(self.n, self.channel)
-        acc = reg(signed(16 + hi_bits))  # acc + bias, modulo 2^acc_bits: protocol.check_accumulator
-        m0 = reg(M_BITS)
+        acc = data_reg(signed(16 + hi_bits))  # acc + bias, modulo 2^acc_bits: protocol.check_accumulator
+        m0 = data_reg(M_BITS)
         m.d.sync += [acc.eq(acc_in + bias), m0.eq(m0_in)]
         # |prod| < 2^(pw-1): for every n >= pw the result is 0, as at n = pw. The shift saturates here,
         # two stages before the rounding constant needs it (compare, mux and decoder in one stage
         # set the full iCE40 array's Fmax).
         n_in, ch = flags
-        n_eff = reg(range(pw + 1))
+        n_eff = data_reg(range(pw + 1))
         m.d.sync += n_eff.eq(Mux(n_in > pw, pw, n_in))
         flags = [n_eff, *stage(ch)]
         p_lo = mul16(m, self.target, acc[:16], m0, a_signed=False)
         p_hi = mul16(m, self.target, acc[16:].as_signed(), m0, a_signed=True)
         n, ch = stage(*flags)
-        prod = reg(signed(pw))
+        prod = data_reg(signed(pw))
         m.d.sync += prod.eq((p_hi << 16) + p_lo)
-        rounding = reg(pw)
+        rounding = data_reg(pw)
         m.d.sync += rounding.eq(rounding_constant(n))
         n, ch = stage(n, ch)
         # prod + 2^(n-1) in two halves, the low half's carry registered between them: as one 42-bit
         # carry chain it set the full iCE40 array's Fmax
         half = pw // 2
-        low = reg(half + 1)  # the low half's sum and its carry out
-        prod_hi, rounding_hi = reg(signed(pw - half)), reg(pw - half)
+        low = data_reg(half + 1)  # the low half's sum and its carry out
+        prod_hi, rounding_hi = data_reg(signed(pw - half)), data_reg(pw - half)
         m.d.sync += [low.eq(prod[:half] + rounding[:half]), prod_hi.eq(prod[half:]), rounding_hi.eq(rounding[half:])]
         n, ch = stage(n, ch)
-        rounded = reg(signed(pw + 1))
+        rounded = data_reg(signed(pw + 1))
         m.d.sync += rounded.eq(Cat(low[:half], prod_hi + rounding_hi + low[half]))
         n, ch = stage(n, ch)
-        shifted = reg(signed(pw + 1))
+        shifted = data_reg(signed(pw + 1))
         m.d.sync += shifted.eq(rounded >> n)
         (ch,) = stage(ch)
         # saturation from the high bits (zero tests, no wide compare), then a narrow clamp
         ob = self.out_bits
         top = shifted[ob - 1 :]
         lo, hi = self.lo, self.hi  # layer constants: not pipelined (see the class docstring)
-        x, over, under, above, below = reg(signed(ob)), reg(1), reg(1), reg(1), reg(1)
+        x, over, under, above, below = data_reg(signed(ob)), data_reg(1), data_reg(1), data_reg(1), data_reg(1)
         low_bits = shifted[:ob].as_signed()  # the value if it does not saturate, compared with the bounds
         m.d.sync += [x.eq(low_bits), over.eq(~shifted[-1] & (top != 0)), under.eq(shifted[-1] & ~top.all()),
                      above.eq(low_bits > hi), below.eq(low_bits < lo)]
         ch, lo, hi = stage(ch, lo, hi)  # the bounds' copies beside the clamp's choice
-        narrow, bound, clamp = reg(signed(ob)), reg(signed(ob)), reg(1)
+        narrow, bound, clamp = data_reg(signed(ob)), data_reg(signed(ob)), data_reg(1)
         high = over | (~under & above)
         m.d.sync += [narrow.eq(x), bound.eq(Mux(high, hi, lo)), clamp.eq(high | under | below)]
         (ch,) = stage(ch)
-        y, y_channel = reg(signed(ob), "y"), reg(len(ch), "y_channel")
+        y, y_channel = data_reg(signed(ob), "y"), data_reg(len(ch), "y_channel")
         # the clamp stage is a mux of registers (its compares had set the iCE40's Fmax)
         m.d.sync += [y.eq(Mux(clamp, bound, narrow)), y_channel.eq(ch), self.y_valid.eq(valid)]
         m.d.comb += [self.y.eq(y), self.y_channel.eq(y_channel)]
