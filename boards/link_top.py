@@ -56,9 +56,10 @@ class LinkCore(wiring.Component):
         # The engine runs in its own domain on the same clock, whose reset is one flip-flop: the board's
         # reset or the link's RESET pulse, registered. Through ResetInserter the two were OR-ed in
         # a LUT that then fed ~1200 reset flip-flops across the die and the loader's counter logic
-        # (the iCE40 array's critical path began at the reset synchronizer).
+        # (the iCE40 array's critical path began at the reset synchronizer). Without a PLL the ECP5
+        # platform's sync domain is reset-less (the PUR resets everything at configuration).
         engine_reset = Signal(reset_less=True)
-        m.d.sync += engine_reset.eq(ResetSignal("sync") | link.engine_reset)
+        m.d.sync += engine_reset.eq(ResetSignal("sync", allow_reset_less=True) | link.engine_reset)
         m.domains.engine = cd_engine = ClockDomain("engine", local=True)
         m.d.comb += [cd_engine.clk.eq(ClockSignal("sync")), cd_engine.rst.eq(engine_reset)]
         engine_domain = DomainRenamer({"sync": "engine"})

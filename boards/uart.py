@@ -33,24 +33,35 @@ class UartRx(wiring.Component):
         timer = Signal(range(self.divisor * 3 // 2 + 1))
         bit = Signal(range(9))
         shreg = Signal(8)
+        # `tick` (timer == 0) and `last` (bit == 7) are registers set a cycle ahead, as in the
+        # transmitter: as compares they led the timer's and the state's enables through four LUT
+        # levels, a full iCE40 array's critical path
+        tick, last = Signal(), Signal()
+
+        def start(m):  # the first data bit's middle is 1.5 bits after the start bit's edge
+            m.d.sync += [timer.eq(self.divisor * 3 // 2 - 1), tick.eq(0), bit.eq(0), last.eq(0)]
+
+        def count_down(m):
+            m.d.sync += [timer.eq(timer - 1), tick.eq(timer == 1)]
+
         with m.If(self.data.valid & self.data.ready):
             m.d.sync += self.data.valid.eq(0)
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(~rx):  # start bit: the first data bit's middle is 1.5 bits away
-                    m.d.sync += [timer.eq(self.divisor * 3 // 2 - 1), bit.eq(0)]
+                with m.If(~rx):
+                    start(m)
                     m.next = "DATA"
             with m.State("DATA"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(~tick):
+                    count_down(m)
                 with m.Else():
-                    m.d.sync += [shreg.eq((shreg >> 1) | (rx << 7)),
-                                 timer.eq(self.divisor - 1), bit.eq(bit + 1)]
-                    with m.If(bit == 7):
+                    m.d.sync += [shreg.eq((shreg >> 1) | (rx << 7)), timer.eq(self.divisor - 1), tick.eq(0),
+                                 bit.eq(bit + 1), last.eq(bit == 6)]
+                    with m.If(last):
                         m.next = "STOP"
             with m.State("STOP"):
-                with m.If(timer != 0):
-                    m.d.sync += timer.eq(timer - 1)
+                with m.If(~tick):
+                    count_down(m)
                 with m.Else():
                     with m.If(~rx):
                         m.d.sync += self.framing_errors.eq(self.framing_errors + 1)
@@ -62,8 +73,8 @@ class UartRx(wiring.Component):
                     m.d.sync += [self.data.payload.eq(shreg), self.data.valid.eq(1)]
                     m.next = "IDLE"
                 with m.Elif(~rx):  # the next start bit, and the previous byte still waits: drop this one
-                    m.d.sync += [self.overruns.eq(self.overruns + 1), timer.eq(self.divisor * 3 // 2 - 1),
-                                 bit.eq(0)]
+                    m.d.sync += self.overruns.eq(self.overruns + 1)
+                    start(m)
                     m.next = "DATA"
             with m.State("BREAK"):  # wait for the line to return high before hunting a start bit
                 with m.If(rx):

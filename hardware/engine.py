@@ -130,6 +130,7 @@ class LayerEngine(wiring.Component):
         # test is an equality of registers rather than a subtraction and a compare (those set the
         # iCE40's Fmax); the issuer's flags look one step ahead, hence the "minus two"
         S_m1, P_m2, T_m2, T_one = Signal.like(S), Signal(slot_shape), Signal.like(T), Signal()
+        S_m2, S_one = Signal.like(S), Signal()  # for the activation loader's look-ahead flag
         R_m2, R_one = Signal(range(cfg.max_rows + 1)), Signal()  # R - 2 and R == 1, for the output streamer
         o_last = Signal()  # the output streamer is at the pixel's last channel (o_chan == R - 1)
         tiles_m1 = {g: Signal.like(tiles[g], name=f"tiles_m1_{g}") for g in groups}
@@ -306,7 +307,8 @@ class LayerEngine(wiring.Component):
                 with m.If(hdr_is[1]):
                     w = word[: len(S)]
                     d = drain_rows + DRAIN_OVERHEAD
-                    m.d.sync += [S.eq(w), S_m1.eq(w - 1), P_m2.eq(Mux(w > d, w - 2, d - 2))]
+                    m.d.sync += [S.eq(w), S_m1.eq(w - 1), S_m2.eq(w - 2), S_one.eq(w == 1),
+                                 P_m2.eq(Mux(w > d, w - 2, d - 2))]
                 with m.If(hdr_is[2]):
                     w = word[: len(R_m2)]
                     m.d.sync += [R_m2.eq(w - 2), R_one.eq(w == 1), o_last.eq(w == 1)]
@@ -351,14 +353,19 @@ class LayerEngine(wiring.Component):
             e = Mux(offset, e ^ 0x80, e)  # unsigned 0..255 -> signed a - 128
             elems.append(e[:aw])  # 4-bit configs keep 5 signed bits: 0..15 and -7..7 both fit
         m.d.comb += [act_w.addr.eq(l_bank * steps_max + l_step), act_w.data.eq(Cat(*elems))]
+        # `end` (l_step == S - 1) is a register that looks a beat ahead: behind the handshake, the
+        # compare set the iCE40's Fmax. Beats are refused until configured, so while not configured
+        # the flag settles from the counter; a beat then moves it with the counter.
+        end = Signal()
         with m.If(self.act.valid & self.act.ready):
             m.d.comb += act_w.en.eq(1)
-            m.d.sync += l_step.eq(l_step + 1)
-            end = l_step == S_m1
+            m.d.sync += [l_step.eq(l_step + 1), end.eq(l_step == S_m2)]
             with m.If(end != self.act.payload.last):
                 m.d.sync += error.eq(1)  # vector length differs from K_pad / t_k
             with m.If(end):
-                m.d.sync += [l_step.eq(0), l_bank.eq(~l_bank), act_full.bit_select(l_bank, 1).eq(1)]
+                m.d.sync += [l_step.eq(0), end.eq(S_one), l_bank.eq(~l_bank), act_full.bit_select(l_bank, 1).eq(1)]
+        with m.Elif(~configured):
+            m.d.sync += end.eq(l_step == S_m1)
 
         # ---- issue: tiles and steps of one pixel ------------------------------------------------
         i_bank = Signal()  # activation bank of the pixel being issued
