@@ -25,6 +25,16 @@ def _layer():
     return cfg, [int(w) for w in words], beats
 
 
+async def _push(ctx, port, values, last_at):
+    """Each value through the stream handshake, `last` on index last_at; then a few idle cycles."""
+    for i, v in enumerate(values):
+        ctx.set(port.payload, {"data": v, "last": int(i == last_at)})
+        ctx.set(port.valid, 1)
+        await ctx.tick().until(port.ready)
+    ctx.set(port.valid, 0)
+    await ctx.tick().repeat(4)
+
+
 def _run(cfg, streams, reset_between=False):
     """Send each (config words, last index, activation beats, beat last index) in turn, optionally
     resetting the engine between them; returns the (configured, error) flags after each."""
@@ -37,18 +47,8 @@ def _run(cfg, streams, reset_between=False):
                 ctx.set(rst, 1)
                 await ctx.tick()
                 ctx.set(rst, 0)
-            for i, w in enumerate(words):
-                ctx.set(dut.config.payload, {"data": w, "last": int(i == last_at)})
-                ctx.set(dut.config.valid, 1)
-                await ctx.tick().until(dut.config.ready)
-            ctx.set(dut.config.valid, 0)
-            await ctx.tick().repeat(4)
-            for i, b in enumerate(beats):
-                ctx.set(dut.act.payload, {"data": b, "last": int(i == beat_last)})
-                ctx.set(dut.act.valid, 1)
-                await ctx.tick().until(dut.act.ready)
-            ctx.set(dut.act.valid, 0)
-            await ctx.tick().repeat(4)
+            await _push(ctx, dut.config, words, last_at)
+            await _push(ctx, dut.act, beats, beat_last)
             flags.append((ctx.get(dut.configured), ctx.get(dut.error)))
 
     sim = Simulator(ResetInserter(rst)(dut))
