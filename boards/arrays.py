@@ -62,14 +62,14 @@ PLANS = {
     # group: this board's networks are SP2 + FIXED4 (MSQ-style). Memories hold any digits layer.
     "icebreaker": BoardPlan("ice40", t_k=4, dsps=8, lane_luts=1340, lane_ffs=1340, fixed4_dsp_rows=3, fixed8_dsp_rows=0,
                             shared_requant=True, max_k=128, max_rows=24, narrow_acc=True),
-    # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 46 % of the LUTs for lanes (52 SP2 rows; 41 at 36 % filled
-    # 63 % of the device and routed in 34 min), 31 % of the flip-flops (the mixed array's SP2 rows use
-    # 23.5k; the rest of the design about 33k, so the total stays where the mixed array places).
+    # ECP5-85F: 83640 LUT4, 156 MULT18X18D; 36 % of the LUTs for lanes (41 SP2 rows, 928 MACs/cycle):
+    # 46 % (52 rows, 1104 MACs/cycle) filled 65 % of the device and router2 routed it at two seeds of
+    # four, after up to 190 iterations. 31 % of the flip-flops, which only the Booth lanes reach first.
     # Memories hold any ResNet-20 layer.
     # One copy of the activation registers per 4 LUT rows: one copy for 41 rows was the critical net;
     # a second read register: one route from a code block RAM to its far lanes took 19 ns.
     # Rows accumulate at 18 of the 24 bits (22 for FIXED8; narrow_acc), as on the UP5K.
-    "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=38200, lane_ffs=26000, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
+    "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=30100, lane_ffs=26000, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
                            shared_requant=False, max_k=576, max_rows=64, act_fanout=4,
                            row_addr=True, read_stages=2, write_stages=True, shift_drain=True, narrow_acc=True),
 }
