@@ -680,7 +680,7 @@ def bench_boards(
     opts = BoardsOptions(out=out, boards=tuple(b.strip() for b in boards.split(",") if b.strip()),
                          designs=tuple(d.strip() for d in designs.split(",") if d.strip()), seeds=seeds,
                          ecp5_seeds=ecp5_seeds, jobs=jobs, report_only=report_only)
-    doc = run(opts, progress=lambda msg: err.print(f"built {msg}"))
+    doc = run(opts, progress=lambda msg: err.print(f"build {msg}"))
     for g in doc["goals"]:
         err.print(f"{'pass' if g['pass'] else 'FAIL'}  {g['goal']}: {g['measured']} (goal {g['limit']})")
     print(f"results: {out / 'boards.md'}")

@@ -4,7 +4,7 @@ baselines, built with the same generator and the same open tools, side by side.
 Each build runs in its own process and directory (`OUT/<board>-<design>-seed<N>`); a build whose
 build.json records the build plan this run would hand the tools (`plan_digest`: netlist, constraints,
 seed, clock) is reused, so an interrupted run resumes, a host-side edit keeps the builds and a
-changed netlist rebuilds.
+changed netlist rebuilds. A build the tools give up on is recorded as failed, and the others go on.
 nextpnr's Fmax moves by 10-20 % between placement seeds on a full device, so every design is
 built with the same seeds and its best seed is reported (all seeds are in the JSON).
 Throughput is what the device does per second: MACs per cycle x nextpnr's Fmax. The ratios of the
@@ -63,30 +63,61 @@ def _options(board: str, seed: int) -> BuildOptions:
     return BuildOptions(board, freq_hz=CLOCK_MHZ[board] * 1e6, seed=seed)
 
 
+def _digest(board: str, design: str, seed: int) -> str:
+    """The build plan this run would hand the tools (elaborates the design: seconds for an iCE40
+    array, half a minute for the full ECP5 one)."""
+    _, _, plan = prepare_board(board_array(board, design), _options(board, seed))
+    return plan_digest(plan)
+
+
+def _failure_file(path: Path) -> Path:
+    return path.with_name(path.name + ".failed.json")
+
+
+def _reason(message: str) -> str:
+    """The line of a failed build's log a user acts on: the tool's last ERROR, else the first line."""
+    errors = [ln.strip() for ln in message.splitlines() if "ERROR" in ln]
+    return errors[-1] if errors else message.splitlines()[0]
+
+
 def _one(board: str, design: str, out: str, seed: int) -> dict[str, Any]:
-    """One build in a worker process (its own directory)."""
+    """One build in a worker process (its own directory). A build the tools give up on (no legal
+    placement, no route) is a result too: it is recorded beside the directory, `OUT.failed.json`
+    with the plan digest, and the run goes on with the others."""
     from ..boards.build import build_board
 
-    return build_board(board_array(board, design), out, _options(board, seed))
+    path = Path(out)
+    try:
+        r = build_board(board_array(board, design), path, _options(board, seed))
+    except RowmixError as e:
+        failure = {"failed": _reason(str(e)), "plan": _digest(board, design, seed), "seed": seed}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write(_failure_file(path), json.dumps(failure, indent=1))
+        return failure
+    _failure_file(path).unlink(missing_ok=True)
+    return r
 
 
 def _cached(path: Path, board: str, design: str, seed: int) -> dict[str, Any] | None:
-    """The finished build in `path` if it built what this run would (elaborates the design: seconds
-    for an iCE40 array, half a minute for the full ECP5 one)."""
-    f = path / "build.json"
-    if not f.is_file():
+    """The finished build in `path` if it built what this run would, else the recorded failure of
+    that same build plan (a normal run tries it again; `--report-only` reports it as failed)."""
+    records = [f for f in (path / "build.json", _failure_file(path)) if f.is_file()]
+    if not records:
         return None
-    r = json.loads(f.read_text())
-    if "plan" not in r:
-        return None
-    _, _, plan = prepare_board(board_array(board, design), _options(board, seed))
-    return r if r["plan"] == plan_digest(plan) else None
+    digest = _digest(board, design, seed)
+    for f in records:
+        r = json.loads(f.read_text())
+        if r.get("plan") == digest:
+            return r
+    return None
 
 
 def summarize(all_builds: dict[tuple[str, str, int], dict[str, Any]]) -> dict[str, Any]:
     builds: dict[tuple[str, str], dict[str, Any]] = {}
     seeds: dict[tuple[str, str], dict[int, float]] = {}
     for (board, design, seed), r in all_builds.items():
+        if "failed" in r:
+            continue
         seeds.setdefault((board, design), {})[seed] = r["fmax_mhz"]
         if (board, design) not in builds or r["fmax_mhz"] > builds[(board, design)]["fmax_mhz"]:
             builds[(board, design)] = r
@@ -149,6 +180,9 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += ["", "## Goals", "", "| goal | measured | goal | |", "|---|---|---|---|"]
     for g in doc["goals"]:
         lines.append(f"| {g['goal']} | {g['measured']} | >= {g['limit']} | {'met' if g['pass'] else 'NOT met'} |")
+    if doc.get("failed"):
+        lines += ["", "Failed in this record (the tools gave up; `OUT/<build>.failed.json`):", ""]
+        lines += [f"- {f['build']}: {f['reason']}" for f in doc["failed"]]
     if doc.get("not_built"):
         lines += ["", "Not built in this record: " + ", ".join(doc["not_built"]) + " (see docs/boards.md)."]
     lines += ["", "## Arrays", ""]
@@ -206,10 +240,10 @@ def run(o: BoardsOptions, progress: Callable[[str], None] | None = None) -> dict
                 cached = _cached(o.out / f"{b}-{d}-seed{seed}", b, d, seed)
                 if cached is not None:
                     builds[(b, d, seed)] = cached
-                else:
+                if cached is None or "failed" in cached:
                     todo.append((b, d, seed))
     if o.report_only:
-        return report(o.out, builds, missing=todo)
+        return report(o.out, builds, missing=[k for k in todo if k not in builds])
     # the largest builds first, so the pool's tail is short
     todo.sort(key=lambda bds: -board_array(*bds[:2]).macs_per_cycle * (10 if PLANS[bds[0]].target == "ecp5" else 1))
     with ProcessPoolExecutor(max_workers=max(1, o.jobs)) as pool:
@@ -218,7 +252,9 @@ def run(o: BoardsOptions, progress: Callable[[str], None] | None = None) -> dict
             key = futs[f]
             builds[key] = r = f.result()
             if progress:
-                progress(f"{key[0]} {key[1]} seed {key[2]}: {r['fmax_mhz']:.1f} MHz, {r['macs_per_cycle']} MACs/cycle")
+                name = f"{key[0]} {key[1]} seed {key[2]}"
+                progress(f"{name}: FAILED, {r['failed']}" if "failed" in r else
+                         f"{name}: {r['fmax_mhz']:.1f} MHz, {r['macs_per_cycle']} MACs/cycle")
             report(o.out, builds)  # after every build: an interrupted run still leaves its record
     return report(o.out, builds)
 
@@ -226,6 +262,8 @@ def run(o: BoardsOptions, progress: Callable[[str], None] | None = None) -> dict
 def report(out: Path, builds: dict[tuple[str, str, int], dict[str, Any]],
            missing: list[tuple[str, str, int]] = ()) -> dict[str, Any]:
     doc = summarize(builds)
+    doc["failed"] = [{"build": f"{b} {d} seed {s}", "reason": r["failed"]}
+                     for (b, d, s), r in sorted(builds.items()) if "failed" in r]
     doc["not_built"] = [f"{b} {d} seed {s}" for b, d, s in missing]
     _write(out / "boards.json", json.dumps(doc, indent=1))
     _write(out / "boards.md", markdown(doc))

@@ -66,16 +66,36 @@ def test_ulx3s_bitstream_of_a_small_array(tmp_path):
     assert r["timing_met"] and r["resources"]["dsp"]["used"] >= 4 and r["macs_per_cycle"] == 20
 
 
-def test_bench_boards_builds_resumes_and_reports(tmp_path, capsys):
+def test_bench_boards_builds_resumes_and_reports(tmp_path, capsys, monkeypatch):
     """`rowmix bench boards` on the smallest real design (the iCEBreaker DSP-only baseline): one
-    build directory per design, boards.{json,md,png}, and a rerun that reuses the finished build."""
+    build directory per design, boards.{json,md,png}, and a rerun that reuses the finished build.
+    A build the tools give up on is recorded with its plan and reported as failed (the tools'
+    failure is injected, the rest is real), and the next full run tries it again."""
+    import rowmix.boards.build as build
+    from rowmix.bench.boards_bench import BoardsOptions, _one, run
+    from rowmix.errors import RowmixError
+
+    def no_route(cfg, out, o):
+        raise RowmixError("icebreaker build failed: exit status 255\nInfo: iter=57 overused=1422\n"
+                          "ERROR: Failed to route design\n")
+
     out = tmp_path / "bench"
+    monkeypatch.setattr(build, "build_board", no_route)
+    r = _one("icebreaker", "dsp-only", str(out / "icebreaker-dsp-only-seed1"), 1)
+    monkeypatch.undo()
+    assert r["failed"] == "ERROR: Failed to route design" and (out / "icebreaker-dsp-only-seed1.failed.json").exists()
+    doc = run(BoardsOptions(out=out, boards=("icebreaker",), designs=("dsp-only",), seeds=2, report_only=True))
+    assert doc["failed"] == [{"build": "icebreaker dsp-only seed 1", "reason": "ERROR: Failed to route design"}]
+    assert doc["not_built"] == ["icebreaker dsp-only seed 2"] and doc["builds"] == []
+    assert "- icebreaker dsp-only seed 1: ERROR: Failed to route design" in (out / "boards.md").read_text()
+
     args = ["bench", "boards", "--boards", "icebreaker", "--designs", "dsp-only", "--out", str(out), "--jobs", "1",
             "--seeds", "1"]
     with pytest.raises(SystemExit) as e:
         main(args)
     assert e.value.code in (0, None)
     doc = json.loads((out / "boards.json").read_text())
+    assert doc["failed"] == [] and not (out / "icebreaker-dsp-only-seed1.failed.json").exists()  # tried again
     (b,) = doc["builds"]
     assert (b["board"], b["design"], b["macs_per_cycle"]) == ("icebreaker", "dsp-only", 12)
     assert b["dsp_used"] == 8 and b["fmax_mhz"] > 10 and (out / "icebreaker-dsp-only-seed1" / "rowmix_board.bin").exists()
