@@ -81,8 +81,8 @@ def _reason(message: str) -> str:
 
 
 def _one(board: str, design: str, out: str, seed: int) -> dict[str, Any]:
-    """One build in a worker process (its own directory). A build the tools give up on (no legal
-    placement, no route) is a result too: it is recorded beside the directory, `OUT.failed.json`
+    """One build in a worker process (its own directory). A build the tools end with an error
+    is a result too: it is recorded beside the directory, `OUT.failed.json`
     with the plan digest, and the run goes on with the others."""
     from ..boards.build import build_board
 
