@@ -4,7 +4,7 @@ baselines, built with the same generator and the same open tools, side by side.
 Each build runs in its own process and directory (`OUT/<board>-<design>-seed<N>`); a build whose
 build.json records the build plan this run would hand the tools (`plan_digest`: netlist, constraints,
 seed, clock) is reused, so an interrupted run resumes, a host-side edit keeps the builds and a
-changed netlist rebuilds. A build the tools give up on is recorded as failed, and the others go on.
+changed netlist rebuilds. A build the tools end with an error is recorded as failed, and the others go on.
 nextpnr's Fmax moves by 10-20 % between placement seeds on a full device, so every design is
 built with the same seeds and its best seed is reported (all seeds are in the JSON).
 Throughput is what the device does per second: MACs per cycle x nextpnr's Fmax. The ratios of the
@@ -82,8 +82,8 @@ def _reason(message: str) -> str:
 
 def _one(board: str, design: str, out: str, seed: int) -> dict[str, Any]:
     """One build in a worker process (its own directory). A build the tools end with an error
-    is a result too: it is recorded beside the directory, `OUT.failed.json`
-    with the plan digest, and the run goes on with the others."""
+    is a result too: it is recorded beside the directory as
+    `<build>.failed.json` with the plan digest, and the run goes on with the others."""
     from ..boards.build import build_board
 
     path = Path(out)
@@ -181,7 +181,7 @@ def markdown(doc: dict[str, Any]) -> str:
     for g in doc["goals"]:
         lines.append(f"| {g['goal']} | {g['measured']} | >= {g['limit']} | {'met' if g['pass'] else 'NOT met'} |")
     if doc.get("failed"):
-        lines += ["", "Failed in this record (the tools gave up; `OUT/<build>.failed.json`):", ""]
+        lines += ["", "Failed in this record (the tools ended with an error; `OUT/<build>.failed.json`):", ""]
         lines += [f"- {f['build']}: {f['reason']}" for f in doc["failed"]]
     if doc.get("not_built"):
         lines += ["", "Not built in this record: " + ", ".join(doc["not_built"]) + " (see docs/boards.md)."]

@@ -69,7 +69,7 @@ def test_ulx3s_bitstream_of_a_small_array(tmp_path):
 def test_bench_boards_builds_resumes_and_reports(tmp_path, capsys, monkeypatch):
     """`rowmix bench boards` on the smallest real design (the iCEBreaker DSP-only baseline): one
     build directory per design, boards.{json,md,png}, and a rerun that reuses the finished build.
-    A build the tools give up on is recorded with its plan and reported as failed (the tools'
+    A build the tools end with an error is recorded with its plan and reported as failed (the tools'
     failure is injected, the rest is real), and the next full run tries it again."""
     import rowmix.boards.build as build
     from rowmix.bench.boards_bench import BoardsOptions, _one, run
