@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ class BuildOptions:
     baud: int = 115200
     freq_hz: float | None = None  # None: the board oscillator
     seed: int = 1
+    time_limit_s: float | None = None  # stop the tools after this long (router2 on a congested ECP5 can run for hours)
 
 
 def _tool_env(family: str) -> dict[str, str]:
@@ -49,6 +52,45 @@ def _tool_env(family: str) -> dict[str, str]:
             raise RowmixError(f"{exe} is not installed (scripts/setup.sh installs the YoWASP tools from PyPI)")
         env[var] = str(path)
     return env
+
+
+def _stage(build_dir: Path) -> str:
+    """Where the tools were when stopped: nextpnr's last log line, or synthesis if it had not started."""
+    log = build_dir / f"{TOP}.tim"
+    lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    return f"nextpnr's last line: {lines[-1].strip()}" if lines else "Yosys was still synthesizing"
+
+
+def _kill_group(p: subprocess.Popen) -> None:
+    """Kill the script's process group and wait until it is gone: a killed Yosys with gigabytes of
+    WebAssembly memory takes a moment to exit, and a rebuild must not start beside it."""
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(p.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+
+
+def run_tools(plan: BuildPlan, root: Path, env: dict[str, str], time_limit_s: float | None) -> None:
+    """The plan's build script, in its own process group: at the time limit (or on Ctrl-C) the whole
+    group is killed, Yosys and nextpnr included, where `BuildPlan.execute_local` would leave them running."""
+    build_dir = plan.extract(str(root))
+    t0 = time.monotonic()
+    p = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env, start_new_session=True)
+    try:
+        code = p.wait(timeout=time_limit_s)
+    except BaseException as e:
+        _kill_group(p)
+        if not isinstance(e, subprocess.TimeoutExpired):
+            raise
+        raise RowmixError(f"the tools ran past the time limit of {time_limit_s / 60:g} min and were stopped after "
+                          f"{(time.monotonic() - t0) / 60:.1f} min; {_stage(build_dir)}") from None
+    if code != 0:
+        raise RowmixError(f"the build script exited with status {code}")
 
 
 def source_version() -> str:
@@ -143,18 +185,12 @@ def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions) -> dict[str,
     t0 = time.perf_counter()
     top, platform, plan = prepare_board(cfg, o)
     with staged_build(out) as work:
-        env = _tool_env(spec.family)
-        saved = dict(os.environ)
-        try:
-            os.environ.update(env)  # the build script finds the YoWASP tools through these variables
-            plan.execute_local(str(work / "build"))
-        except Exception as e:  # the tools' own error text is in the log files
+        try:  # the build script finds the YoWASP tools through the variables _tool_env sets
+            run_tools(plan, work / "build", _tool_env(spec.family), o.time_limit_s)
+        except RowmixError as e:  # the tools' own error text is in the log files
             log = work / "build" / f"{TOP}.tim"
-            tail = log.read_text(errors="replace")[-1500:] if log.exists() else str(e)
-            raise RowmixError(f"{o.board} build failed: {e}\n{tail}") from None
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+            raise RowmixError(f"{o.board} build failed: {e}\n{tail}".rstrip()) from None
         b = work / "build"
         bitstream = b / (f"{TOP}.bin" if spec.family == "ice40" else f"{TOP}.bit")
         report = json.loads((b / "report.json").read_text())

@@ -463,6 +463,8 @@ def build_cmd(
     baud: Annotated[int, typer.Option(help="UART baud rate of the host link.")] = 115200,
     freq_mhz: Annotated[Optional[float], typer.Option(help="Core clock from the PLL (default: the board oscillator).")] = None,
     seed: Annotated[int, typer.Option(help="nextpnr placement seed.")] = 1,
+    time_limit: Annotated[Optional[float], typer.Option(help="Minutes: stop the tools (an error, nothing written) if "
+                                                              "the build is still running then.")] = None,
     json_out: Json = False,
 ) -> None:
     """Build a real bitstream with YoWASP Yosys + nextpnr (PyPI, no vendor tools): the array behind the
@@ -509,7 +511,8 @@ def build_cmd(
                   f"synth_xilinx, before place and route): {res}; {r['macs_per_cycle']} MACs/cycle")
         return
     err.print(f"building {board} ({cfg.macs_per_cycle} MACs/cycle) with YoWASP Yosys + nextpnr ...")
-    r = build_board(cfg, out, BuildOptions(board, baud, None if freq_mhz is None else freq_mhz * 1e6, seed))
+    r = build_board(cfg, out, BuildOptions(board, baud, None if freq_mhz is None else freq_mhz * 1e6, seed,
+                                           None if time_limit is None else time_limit * 60))
     if json_out:
         print(json.dumps(r))
     else:
@@ -671,6 +674,8 @@ def bench_boards(
     jobs: Annotated[int, typer.Option(help="Builds in parallel (one process and directory each).")] = 2,
     report_only: Annotated[bool, typer.Option("--report-only", help="Write the record from the builds already in "
                                                                     "OUT; build nothing.")] = False,
+    time_limit: Annotated[Optional[float], typer.Option(help="Minutes: a build still running then is stopped (its "
+                                                              "tools killed) and recorded as failed.")] = None,
 ) -> None:
     """Build each board's full mixed array and the fixed-point-only baselines (a) DSP-only, (b) DSPs + plain
     LUT multipliers, (c) DSPs + Booth LUT lanes; report MACs/cycle x Fmax and every ratio (slow: minutes
@@ -679,7 +684,8 @@ def bench_boards(
 
     opts = BoardsOptions(out=out, boards=tuple(b.strip() for b in boards.split(",") if b.strip()),
                          designs=tuple(d.strip() for d in designs.split(",") if d.strip()), seeds=seeds,
-                         ecp5_seeds=ecp5_seeds, jobs=jobs, report_only=report_only)
+                         ecp5_seeds=ecp5_seeds, jobs=jobs, report_only=report_only,
+                         time_limit_min=time_limit)
     doc = run(opts, progress=lambda msg: err.print(f"build {msg}"))
     for g in doc["goals"]:
         err.print(f"{'pass' if g['pass'] else 'FAIL'}  {g['goal']}: {g['measured']} (goal {g['limit']})")

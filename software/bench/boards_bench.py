@@ -4,7 +4,8 @@ baselines, built with the same generator and the same open tools, side by side.
 Each build runs in its own process and directory (`OUT/<board>-<design>-seed<N>`); a build whose
 build.json records the build plan this run would hand the tools (`plan_digest`: netlist, constraints,
 seed, clock) is reused, so an interrupted run resumes, a host-side edit keeps the builds and a
-changed netlist rebuilds. A build the tools end with an error is recorded as failed, and the others go on.
+changed netlist rebuilds. A build the tools end with an error, or that runs past `--time-limit`, is
+recorded as failed, and the others go on.
 nextpnr's Fmax moves by 10-20 % between placement seeds on a full device, so every design is
 built with the same seeds and its best seed is reported (all seeds are in the JSON).
 Throughput is what the device does per second: MACs per cycle x nextpnr's Fmax. The ratios of the
@@ -54,13 +55,15 @@ class BoardsOptions:
     ecp5_seeds: int = 1  # and on ECP5 boards (a full ECP5-85F build takes 10+ minutes)
     jobs: int = 2
     report_only: bool = False  # write the record from the finished builds, build nothing
+    time_limit_min: float | None = None  # a build still running then is stopped and recorded as failed
 
     def seed_list(self, board: str) -> range:
         return range(1, 1 + (self.ecp5_seeds if PLANS[board].target == "ecp5" else self.seeds))
 
 
-def _options(board: str, seed: int) -> BuildOptions:
-    return BuildOptions(board, freq_hz=CLOCK_MHZ[board] * 1e6, seed=seed)
+def _options(board: str, seed: int, time_limit_min: float | None = None) -> BuildOptions:
+    return BuildOptions(board, freq_hz=CLOCK_MHZ[board] * 1e6, seed=seed,
+                        time_limit_s=None if time_limit_min is None else time_limit_min * 60)
 
 
 def _digest(board: str, design: str, seed: int) -> str:
@@ -80,15 +83,15 @@ def _reason(message: str) -> str:
     return errors[-1] if errors else message.splitlines()[0]
 
 
-def _one(board: str, design: str, out: str, seed: int) -> dict[str, Any]:
-    """One build in a worker process (its own directory). A build the tools end with an error
-    is a result too: it is recorded beside the directory as
+def _one(board: str, design: str, out: str, seed: int, time_limit_min: float | None = None) -> dict[str, Any]:
+    """One build in a worker process (its own directory). A build the tools end with an error, or
+    that runs past the time limit, is a result too: it is recorded beside the directory as
     `<build>.failed.json` with the plan digest, and the run goes on with the others."""
     from ..boards.build import build_board
 
     path = Path(out)
     try:
-        r = build_board(board_array(board, design), path, _options(board, seed))
+        r = build_board(board_array(board, design), path, _options(board, seed, time_limit_min))
     except RowmixError as e:
         failure = {"failed": _reason(str(e)), "plan": _digest(board, design, seed), "seed": seed}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +184,8 @@ def markdown(doc: dict[str, Any]) -> str:
     for g in doc["goals"]:
         lines.append(f"| {g['goal']} | {g['measured']} | >= {g['limit']} | {'met' if g['pass'] else 'NOT met'} |")
     if doc.get("failed"):
-        lines += ["", "Failed in this record (the tools ended with an error; `OUT/<build>.failed.json`):", ""]
+        lines += ["", "Failed in this record (the tools ended with an error or ran past the time limit; "
+                  "`OUT/<build>.failed.json`):", ""]
         lines += [f"- {f['build']}: {f['reason']}" for f in doc["failed"]]
     if doc.get("not_built"):
         lines += ["", "Not built in this record: " + ", ".join(doc["not_built"]) + " (see docs/boards.md)."]
@@ -247,7 +251,8 @@ def run(o: BoardsOptions, progress: Callable[[str], None] | None = None) -> dict
     # the largest builds first, so the pool's tail is short
     todo.sort(key=lambda bds: -board_array(*bds[:2]).macs_per_cycle * (10 if PLANS[bds[0]].target == "ecp5" else 1))
     with ProcessPoolExecutor(max_workers=max(1, o.jobs)) as pool:
-        futs = {pool.submit(_one, b, d, str(o.out / f"{b}-{d}-seed{seed}"), seed): (b, d, seed) for b, d, seed in todo}
+        futs = {pool.submit(_one, b, d, str(o.out / f"{b}-{d}-seed{seed}"), seed, o.time_limit_min): (b, d, seed)
+                for b, d, seed in todo}
         for f in as_completed(futs):
             key = futs[f]
             builds[key] = r = f.result()

@@ -2,7 +2,9 @@
 report meets the clock constraint, and build.json agrees with the report."""
 
 import json
+import os
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +32,32 @@ def test_icebreaker_bitstream_of_a_small_array(tmp_path, capsys):
     assert parse_report(report, "ice40", None)["resources"]["lut"]["used"] == r["resources"]["lut"]["used"] > 500
     assert r["resources"]["dsp"]["used"] >= 2 and r["macs_per_cycle"] == SMALL.macs_per_cycle == 6
     assert json.loads((out / "build.json").read_text()) == r
+
+
+def _processes_in(path: Path) -> list[int]:
+    """Processes whose working directory is under `path` (a build's tools run in its build directory)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and os.readlink(proc / "cwd").startswith(str(path)):
+                pids.append(int(proc.name))
+        except OSError:  # gone, or not ours to read
+            pass
+    return pids
+
+
+def test_build_past_its_time_limit_stops_the_tools(tmp_path, capsys):
+    """A build still running at --time-limit is an error naming the limit; Yosys and nextpnr are
+    killed with the build script (a real build, stopped after 3 s), and nothing is left behind."""
+    cfg = tmp_path / "array.json"
+    cfg.write_text(json.dumps(SMALL.to_json()))
+    with pytest.raises(SystemExit) as e:
+        main(["build", "--board", "icebreaker", "--config", str(cfg), "--out", str(tmp_path / "ice"), "--time-limit", "0.05"])
+    assert e.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "ran past the time limit of 0.05 min and were stopped after 0.1 min; Yosys was still synthesizing" in err
+    assert not (tmp_path / "ice").exists() and [p.name for p in tmp_path.iterdir()] == ["array.json"]
+    assert _processes_in(tmp_path) == []
 
 
 def test_unknown_board(tmp_path, capsys):
