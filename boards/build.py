@@ -40,7 +40,7 @@ class BuildOptions:
     baud: int = 115200
     freq_hz: float | None = None  # None: the board oscillator
     seed: int = 1
-    time_limit_s: float | None = None  # stop the tools after this long (router2 on a congested ECP5 can run for hours)
+    time_limit_min: float | None = None  # stop the tools after this long (router2 on a congested ECP5 can run for hours)
 
 
 def _tool_env(family: str) -> dict[str, str]:
@@ -75,19 +75,19 @@ def _kill_group(p: subprocess.Popen) -> None:
         time.sleep(0.1)
 
 
-def run_tools(plan: BuildPlan, root: Path, env: dict[str, str], time_limit_s: float | None) -> None:
+def run_tools(plan: BuildPlan, root: Path, env: dict[str, str], time_limit_min: float | None) -> None:
     """The plan's build script, in its own process group: at the time limit (or on Ctrl-C) the whole
     group is killed, Yosys and nextpnr included, where `BuildPlan.execute_local` would leave them running."""
     build_dir = plan.extract(str(root))
     t0 = time.monotonic()
     p = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=build_dir, env=env, start_new_session=True)
     try:
-        code = p.wait(timeout=time_limit_s)
+        code = p.wait(timeout=None if time_limit_min is None else time_limit_min * 60)
     except BaseException as e:
         _kill_group(p)
         if not isinstance(e, subprocess.TimeoutExpired):
             raise
-        raise RowmixError(f"the tools ran past the time limit of {time_limit_s / 60:g} min and were stopped after "
+        raise RowmixError(f"the tools ran past the time limit of {time_limit_min:g} min and were stopped after "
                           f"{(time.monotonic() - t0) / 60:.1f} min; {_stage(build_dir)}") from None
     if code != 0:
         raise RowmixError(f"the build script exited with status {code}")
@@ -186,7 +186,7 @@ def build_board(cfg: ArrayConfig, out: str | Path, o: BuildOptions) -> dict[str,
     top, platform, plan = prepare_board(cfg, o)
     with staged_build(out) as work:
         try:  # the build script finds the YoWASP tools through the variables _tool_env sets
-            run_tools(plan, work / "build", _tool_env(spec.family), o.time_limit_s)
+            run_tools(plan, work / "build", _tool_env(spec.family), o.time_limit_min)
         except RowmixError as e:  # the tools' own error text is in the log files
             log = work / "build" / f"{TOP}.tim"
             tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""

@@ -511,8 +511,7 @@ def build_cmd(
                   f"synth_xilinx, before place and route): {res}; {r['macs_per_cycle']} MACs/cycle")
         return
     err.print(f"building {board} ({cfg.macs_per_cycle} MACs/cycle) with YoWASP Yosys + nextpnr ...")
-    r = build_board(cfg, out, BuildOptions(board, baud, None if freq_mhz is None else freq_mhz * 1e6, seed,
-                                           None if time_limit is None else time_limit * 60))
+    r = build_board(cfg, out, BuildOptions(board, baud, None if freq_mhz is None else freq_mhz * 1e6, seed, time_limit))
     if json_out:
         print(json.dumps(r))
     else:

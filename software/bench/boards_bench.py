@@ -62,8 +62,7 @@ class BoardsOptions:
 
 
 def _options(board: str, seed: int, time_limit_min: float | None = None) -> BuildOptions:
-    return BuildOptions(board, freq_hz=CLOCK_MHZ[board] * 1e6, seed=seed,
-                        time_limit_s=None if time_limit_min is None else time_limit_min * 60)
+    return BuildOptions(board, freq_hz=CLOCK_MHZ[board] * 1e6, seed=seed, time_limit_min=time_limit_min)
 
 
 def _digest(board: str, design: str, seed: int) -> str:
