@@ -60,7 +60,9 @@ class HostLink(wiring.Component):
         too_long = Signal()
         reason = Signal(8)
         rejected = Signal(16)
-        word = Signal(max(32, cfg.t_k * ACT_BEAT_BITS))  # assembles a config word or an activation beat
+        # assembles a config word or an activation beat; reset-less: it is only read once `nbytes` says
+        # it is whole, and its ~70 flip-flops were the ECP5 reset net's slowest branch
+        word = Signal(max(32, cfg.t_k * ACT_BEAT_BITS), reset_less=True)
         nbytes = Signal(range(max(4, beat_bytes) + 1))  # bytes assembled into `word`
         count = Signal(range(cfg.max_rows + 1))  # outputs collected
         # response: type, payload length, small payload (ACK / NAK / STATUS), running check sum

@@ -112,18 +112,23 @@ class GroupDatapath(wiring.Component):
 
         # Lanes with fewer product stages than the engine's take their operands late, so every lane
         # delivers its product in the same cycle (the groups run in lockstep).
-        # Delayed activations are one chain per copy (each `act_fanout` rows own one), extended as
-        # lanes ask for later stages.
-        act_cache: dict[tuple[int, int], list] = {}
+        # Delayed activations of a lane `top` stages late form a tree: stage n holds a copy per
+        # `act_fanout * 2**(top - n)` rows, so the last stage has one per `act_fanout` rows and each
+        # register feeds at most two copies of the next. One chain per `act_fanout` rows left the
+        # engine's activation register driving 11 copies across the ECP5 array (an 11 ns route).
+        act_cache: dict[tuple[int, int, int], list] = {}
 
-        def acts_at(n: int, r: int) -> list:
+        def acts_at(n: int, r: int, top: int | None = None) -> list:
+            top = n if top is None else top
             if n == 0:
                 return acts
-            copy = r // self.act_fanout if self.act_fanout else 0
-            if (n, copy) not in act_cache:
-                stem = f"{REPLICA}_act{copy}_" if self.act_fanout else "act"
-                act_cache[n, copy] = [delayed(m, a, 1, f"{stem}{j}_late{n}") for j, a in enumerate(acts_at(n - 1, r))]
-            return act_cache[n, copy]
+            span = self.act_fanout << (top - n)
+            copy = r // span if span else 0
+            if (n, span, copy) not in act_cache:
+                stem = f"{REPLICA}_act{span}x{copy}_" if span else "act"
+                act_cache[n, span, copy] = [delayed(m, a, 1, f"{stem}{j}_late{n}")
+                                            for j, a in enumerate(acts_at(n - 1, r, top))]
+            return act_cache[n, span, copy]
 
         def operands(r: int, n: int) -> tuple[list, list]:
             return [delayed(m, self._code(r, j), n, f"code{r}_{j}_late") for j in range(t_k)], acts_at(n, r)

@@ -438,7 +438,9 @@ class LayerEngine(wiring.Component):
         def read_regs(v, name: str, data: bool = True, extra: int = late):
             return delayed(m, v, cfg.read_stages + extra, name, data)
 
-        act_q = read_regs(act_r.data, "act_q")
+        # Large arrays (act_fanout): the last activation read register is one copy per group, beside
+        # its lanes, rather than one register every group's lanes load from.
+        act_q = read_regs(act_r.data, "act_q", extra=late - 1 if cfg.act_fanout else late)
         f_q, l_q = read_regs(f_tag, "first_q", data=False), read_regs(l_tag, "last_q", data=False)
         for g in groups:
             addrs = replicated(m, rd_addr[g], len(code_r[g]), read_fanouts(cfg), f"ra_{g}") if late \
@@ -448,7 +450,8 @@ class LayerEngine(wiring.Component):
             codes_q = read_regs(Cat(*(port.data for port in code_r[g])), f"codes_q_{g}", extra=0)
             v_q = read_regs(v_tag[g], f"valid_q_{g}", data=False)
             dp = datapaths[g]
-            m.d.comb += [dp.act.eq(act_q), dp.codes.eq(codes_q), dp.valid.eq(v_q), dp.first.eq(f_q), dp.last.eq(l_q)]
+            act_g = delayed(m, act_q, 1, f"{REPLICA}_act_q_{g}") if cfg.act_fanout else act_q
+            m.d.comb += [dp.act.eq(act_g), dp.codes.eq(codes_q), dp.valid.eq(v_q), dp.first.eq(f_q), dp.last.eq(l_q)]
 
         # Tile descriptors travel to the drain with the data: (tile, output bank, last tile of pixel).
         delay = pipeline_latency(cfg)
@@ -493,10 +496,20 @@ class LayerEngine(wiring.Component):
             m.d.sync += d_index.eq(d_index + 1)
             with m.If(d_index == drain_rows - 1):
                 m.d.sync += draining.eq(0)
-        # a drain step of group g moves d_lane and, in drain_fanout mode, the picks' lane copies with it
+        # A drain step of group g moves d_lane and, in drain_fanout mode, the picks' lane copies with it.
+        # It is a register loaded with the next cycle's step, from the next `draining` and `d_on` and
+        # the capture one stage up the descriptor line: as `~captured & draining & d_on` it was a LUT
+        # driving every pick's lane copy across the ECP5 array.
         d_step = {g: Signal(name=f"drain_step_{g}") for g in groups}
+        last_step = {g: d_step[g] & (d_lane[g] == rows[g] - 1) for g in groups}
+        draining_next = Mux(captured, 1, draining & (d_index != drain_rows - 1))
+        captured_next = desc[-2][3]
         for i, g in enumerate(groups):
-            m.d.comb += d_step[g].eq(~captured & draining & d_on[g])
+            stays = d_on[g] & ~last_step[g]
+            if shared and i:
+                stays |= last_step[groups[i - 1]]
+            on_next = Mux(captured, i == 0 or not shared, stays)
+            m.d.sync += d_step[g].eq(~captured_next & draining_next & on_next)
             with m.If(d_step[g]):
                 m.d.sync += [d_lane[g].eq(d_lane[g] + 1), d_addr[g].eq(d_addr[g] + 1)]
                 with m.If(d_lane[g] == rows[g] - 1):  # this group's last lane: the next group's turn
