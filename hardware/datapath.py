@@ -14,7 +14,8 @@ and a reset wired to thousands of data flip-flops was the ECP5 DSP-only baseline
 Lanes that take their operands late (LUT lanes beside two-stage DSP lanes) read one copy of the
 late activation registers per `act_fanout` rows instead of one per group: those registers fed 41
 SP2 rows across the ECP5-85F die, and their routing was 18.7 of the full array's 20.9 ns critical
-path. DSP lanes off iCE40 take their registered activation operand from the same copies (one
+path. Lanes several stages late take them through a tree (a copy per `2 * act_fanout` rows one
+stage earlier, and so on), so no activation register feeds more than two copies. DSP lanes off iCE40 take their registered activation operand from the same copies (one
 activation register per multiplier was a fanout of 144 from one register, a 12.7 ns route on the
 ECP5). Yosys would merge identical registers back into one; `KEEP_REPLICAS` is the synthesis
 script line that stops it (a `keep` on the wire does not).
