@@ -297,26 +297,33 @@ class LayerEngine(wiring.Component):
                 if cfg.write_stages:
                     addr, data, en = w_addr[r], w_data[r], delayed(m, en, 2, f"cw_en_{g}_{r}", data=False)
                 m.d.comb += [port.addr.eq(addr), port.data.eq(data), port.en.eq(en)]
+        # Header words 0-5 are decoded a cycle after they are taken, from a register (`h_word`): the
+        # magic compare and the derived counts (S - 1, R == 1, ...) straight from the configuration
+        # stream register set the iCE40's Fmax. The next word comes three cycles later at the earliest.
+        h_word = Signal(32, reset_less=True)
+        h_is = Signal(6)
+        m.d.sync += h_is.eq(0)
+        with m.If(h_is[0]):
+            m.d.sync += error.eq(h_word != MAGIC)  # a new layer clears old errors
+        with m.If(h_is[1]):
+            w = h_word[: len(S)]
+            d = drain_rows + DRAIN_OVERHEAD
+            m.d.sync += [S.eq(w), S_m1.eq(w - 1), S_m2.eq(w - 2), S_one.eq(w == 1),
+                         P_m2.eq(Mux(w > d, w - 2, d - 2))]
+        with m.If(h_is[2]):
+            w = h_word[: len(R_m2)]
+            m.d.sync += [R_m2.eq(w - 2), R_one.eq(w == 1), o_last.eq(w == 1)]
+        for i, g in enumerate(GROUPS):
+            if g in tiles:
+                with m.If(h_is[3 + i]):
+                    w = h_word[: len(tiles[g])]
+                    m.d.sync += [tiles[g].eq(w), tiles_m1[g].eq(w - 1)]
         with m.If(accept):
             m.d.sync += [configured.eq(0), buf.eq(Cat(buf, word)[32:])]  # buf: the last words
             with m.If(x_hdr):
                 # which header word this is, from a one-hot register (`hdr_is`, settled between words)
                 # rather than a decode of `hdr` behind the handshake (an iCE40 critical path)
-                with m.If(hdr_is[0]):
-                    m.d.sync += error.eq(word != MAGIC)  # a new layer clears old errors
-                with m.If(hdr_is[1]):
-                    w = word[: len(S)]
-                    d = drain_rows + DRAIN_OVERHEAD
-                    m.d.sync += [S.eq(w), S_m1.eq(w - 1), S_m2.eq(w - 2), S_one.eq(w == 1),
-                                 P_m2.eq(Mux(w > d, w - 2, d - 2))]
-                with m.If(hdr_is[2]):
-                    w = word[: len(R_m2)]
-                    m.d.sync += [R_m2.eq(w - 2), R_one.eq(w == 1), o_last.eq(w == 1)]
-                for i, g in enumerate(GROUPS):
-                    if g in tiles:
-                        with m.If(hdr_is[3 + i]):
-                            w = word[: len(tiles[g])]
-                            m.d.sync += [tiles[g].eq(w), tiles_m1[g].eq(w - 1)]
+                m.d.sync += [h_is.eq(hdr_is[:6]), h_word.eq(word)]
                 with m.If(hdr_is[6]):
                     m.d.sync += [lo.eq(word[:16].as_signed()), hi.eq(word[16:].as_signed())]
                 with m.If(hdr_is[7]):
