@@ -14,8 +14,7 @@ and a reset wired to thousands of data flip-flops was the ECP5 DSP-only baseline
 Lanes that take their operands late (LUT lanes beside two-stage DSP lanes) read one copy of the
 late activation registers per `act_fanout` rows instead of one per group: those registers fed 41
 SP2 rows across the ECP5-85F die, and their routing was 18.7 of the full array's 20.9 ns critical
-path. Lanes several stages late take them through a tree (a copy per `2 * act_fanout` rows one
-stage earlier, and so on), so no activation register feeds more than two copies. DSP lanes off iCE40 take their registered activation operand from the same copies (one
+path. DSP lanes off iCE40 take their registered activation operand from the same copies (one
 activation register per multiplier was a fanout of 144 from one register, a 12.7 ns route on the
 ECP5). Yosys would merge identical registers back into one; `KEEP_REPLICAS` is the synthesis
 script line that stops it (a `keep` on the wire does not).
@@ -113,23 +112,18 @@ class GroupDatapath(wiring.Component):
 
         # Lanes with fewer product stages than the engine's take their operands late, so every lane
         # delivers its product in the same cycle (the groups run in lockstep).
-        # Delayed activations of a lane `top` stages late form a tree: stage n holds a copy per
-        # `act_fanout * 2**(top - n)` rows, so the last stage has one per `act_fanout` rows and each
-        # register feeds at most two copies of the next. One chain per `act_fanout` rows left the
-        # engine's activation register driving 11 copies across the ECP5 array (an 11 ns route).
-        act_cache: dict[tuple[int, int, int], list] = {}
+        # Delayed activations are one chain per copy (each `act_fanout` rows own one), extended as
+        # lanes ask for later stages.
+        act_cache: dict[tuple[int, int], list] = {}
 
-        def acts_at(n: int, r: int, top: int | None = None) -> list:
-            top = n if top is None else top
+        def acts_at(n: int, r: int) -> list:
             if n == 0:
                 return acts
-            span = self.act_fanout << (top - n)
-            copy = r // span if span else 0
-            if (n, span, copy) not in act_cache:
-                stem = f"{REPLICA}_act{span}x{copy}_" if span else "act"
-                act_cache[n, span, copy] = [delayed(m, a, 1, f"{stem}{j}_late{n}")
-                                            for j, a in enumerate(acts_at(n - 1, r, top))]
-            return act_cache[n, span, copy]
+            copy = r // self.act_fanout if self.act_fanout else 0
+            if (n, copy) not in act_cache:
+                stem = f"{REPLICA}_act{copy}_" if self.act_fanout else "act"
+                act_cache[n, copy] = [delayed(m, a, 1, f"{stem}{j}_late{n}") for j, a in enumerate(acts_at(n - 1, r))]
+            return act_cache[n, copy]
 
         def operands(r: int, n: int) -> tuple[list, list]:
             return [delayed(m, self._code(r, j), n, f"code{r}_{j}_late") for j in range(t_k)], acts_at(n, r)

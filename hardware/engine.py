@@ -445,9 +445,7 @@ class LayerEngine(wiring.Component):
         def read_regs(v, name: str, data: bool = True, extra: int = late):
             return delayed(m, v, cfg.read_stages + extra, name, data)
 
-        # Large arrays (act_fanout): the last activation read register is one copy per group, beside
-        # its lanes, rather than one register every group's lanes load from.
-        act_q = read_regs(act_r.data, "act_q", extra=late - 1 if cfg.act_fanout else late)
+        act_q = read_regs(act_r.data, "act_q")
         f_q, l_q = read_regs(f_tag, "first_q", data=False), read_regs(l_tag, "last_q", data=False)
         for g in groups:
             addrs = replicated(m, rd_addr[g], len(code_r[g]), read_fanouts(cfg), f"ra_{g}") if late \
@@ -457,8 +455,7 @@ class LayerEngine(wiring.Component):
             codes_q = read_regs(Cat(*(port.data for port in code_r[g])), f"codes_q_{g}", extra=0)
             v_q = read_regs(v_tag[g], f"valid_q_{g}", data=False)
             dp = datapaths[g]
-            act_g = delayed(m, act_q, 1, f"{REPLICA}_act_q_{g}") if cfg.act_fanout else act_q
-            m.d.comb += [dp.act.eq(act_g), dp.codes.eq(codes_q), dp.valid.eq(v_q), dp.first.eq(f_q), dp.last.eq(l_q)]
+            m.d.comb += [dp.act.eq(act_q), dp.codes.eq(codes_q), dp.valid.eq(v_q), dp.first.eq(f_q), dp.last.eq(l_q)]
 
         # Tile descriptors travel to the drain with the data: (tile, output bank, last tile of pixel).
         delay = pipeline_latency(cfg)

@@ -27,12 +27,8 @@ def flip_flops(tmp_path, act_fanout: int, keep: bool, group: str = "SP2") -> int
 def test_one_copy_per_row_costs_exactly_the_copies(tmp_path):
     shared = flip_flops(tmp_path, 0, keep=True)
     per_row = flip_flops(tmp_path, 1, keep=True)
-    # The late activations are a tree: stage n of `late` holds a copy per 2**(late - n) rows, so only
-    # the last stage has one per row. Every row has its own tags (SP2 rows mux their hold registers:
-    # no shift).
-    late = STAGES - 1
-    copies = sum(-(-ROWS // 2 ** (late - n)) for n in range(1, late + 1))
-    assert per_row - shared == (copies - late) * T_K * AW + (ROWS - 1) * TAGS
+    # a copy of every late register and tag per extra row (SP2 rows mux their hold registers: no shift)
+    assert per_row - shared == (ROWS - 1) * (T_K * AW * (STAGES - 1) + TAGS)
     assert flip_flops(tmp_path, 1, keep=False) == shared  # what the keep line prevents
 
 
