@@ -490,36 +490,30 @@ class LayerEngine(wiring.Component):
         with m.If(accept):  # a new layer (only accepted while idle) starts at its first tile
             m.d.sync += [cap_addr[g].eq(tbase[g]) for g in groups]
         with m.If(captured):
-            m.d.sync += [draining.eq(1), d_index.eq(0), d_bank.eq(cap_bank),
-                         d_lastpix.eq(cap_lastpix)]
-            for i, g in enumerate(groups):
-                m.d.sync += [d_active[g].eq(cap_tile < tiles[g]), d_on[g].eq(i == 0 or not shared), d_lane[g].eq(0),
+            m.d.sync += [d_index.eq(0), d_bank.eq(cap_bank), d_lastpix.eq(cap_lastpix)]
+            for g in groups:
+                m.d.sync += [d_active[g].eq(cap_tile < tiles[g]), d_lane[g].eq(0),
                              d_addr[g].eq(cap_addr[g]),
                              cap_addr[g].eq(Mux(cap_lastpix, tbase[g], cap_addr[g] + rows[g]))]
         with m.Elif(draining):
             m.d.sync += d_index.eq(d_index + 1)
-            with m.If(d_index == drain_rows - 1):
-                m.d.sync += draining.eq(0)
         # A drain step of group g moves d_lane and, in drain_fanout mode, the picks' lane copies with it.
-        # It is a register loaded with the next cycle's step, from the next `draining` and `d_on` and
-        # the capture one stage up the descriptor line: as `~captured & draining & d_on` it was a LUT
-        # driving every pick's lane copy across the ECP5 array.
+        # It is a register loaded with the next cycle's step, from the next `draining` and `d_on` (the
+        # values those registers load) and the capture one stage up the descriptor line: as
+        # `~captured & draining & d_on` it was a LUT driving every pick's lane copy across the ECP5 array.
         d_step = {g: Signal(name=f"drain_step_{g}") for g in groups}
         last_step = {g: d_step[g] & (d_lane[g] == rows[g] - 1) for g in groups}
         draining_next = Mux(captured, 1, draining & (d_index != drain_rows - 1))
+        m.d.sync += draining.eq(draining_next)
         captured_next = desc[-2][3]
         for i, g in enumerate(groups):
             stays = d_on[g] & ~last_step[g]
             if shared and i:
                 stays |= last_step[groups[i - 1]]
-            on_next = Mux(captured, i == 0 or not shared, stays)
-            m.d.sync += d_step[g].eq(~captured_next & draining_next & on_next)
+            on_next = Mux(captured, i == 0 or not shared, stays)  # after its last lane, the next group's turn
+            m.d.sync += [d_on[g].eq(on_next), d_step[g].eq(~captured_next & draining_next & on_next)]
             with m.If(d_step[g]):
                 m.d.sync += [d_lane[g].eq(d_lane[g] + 1), d_addr[g].eq(d_addr[g] + 1)]
-                with m.If(d_lane[g] == rows[g] - 1):  # this group's last lane: the next group's turn
-                    m.d.sync += d_on[g].eq(0)
-                    if shared and i + 1 < len(groups):
-                        m.d.sync += d_on[groups[i + 1]].eq(1)
         s_bank, s_end, s_busy = Signal.like(i_obank), Signal(), Signal()
         m.d.sync += [s_bank.eq(d_bank), s_end.eq(draining & (d_index == drain_rows - 1) & d_lastpix), s_busy.eq(draining)]
         bank_line, end_line = [s_bank], [s_end]
