@@ -5,8 +5,8 @@ Stages (one register each, so no stage holds more than one wide carry chain or o
 which keeps the unit off a full iCE40 array's critical paths): inputs; acc + bias; two 16 x 16 partial products
 (`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
 plus the rounding constant, in two halves (low half and its carry, then the high half); the
-arithmetic shift (floor); saturation flags from the high bits and
-the compares of the low out_bits with lo and hi, side by side; the clamp's choice from those flags;
+arithmetic shift (floor), in two steps (by n's multiple of 8, then by the rest); saturation flags
+from the high bits and the compares of the low out_bits with lo and hi, side by side; the clamp's choice from those flags;
 the clamp, a mux (lo = 0 makes the fused ReLU).
 Channel and valid flags travel alongside. Only the valid flags take a reset: every other register
 is `reset_less`, because a board's engine reset is one net to every reset flip-flop, and the
@@ -31,7 +31,7 @@ from .datapath import data_reg, delayed
 
 M_BITS = 16
 N_BITS = 6  # n in 1..62
-LATENCY = 10
+LATENCY = 11
 
 
 def mul16(m: Module, target: str, a: Value, b: Value, a_signed: bool) -> Signal:
@@ -125,9 +125,14 @@ class RequantUnit(wiring.Component):
         n, ch = stage(n, ch)
         rounded = data_reg(signed(pw + 1))
         m.d.sync += rounded.eq(Cat(low[:half], prod_hi + rounding_hi + low[half]))
+        # the arithmetic shift (floor) in two stages, by n's multiple of 8 and then by its low 3 bits:
+        # as one 6-level shifter it set the full iCE40 array's Fmax (5 LUT levels, 20-23 ns)
         n, ch = stage(n, ch)
+        coarse = data_reg(signed(pw + 1))
+        m.d.sync += coarse.eq(rounded >> Cat(Const(0, 3), n[3:]))
+        n_fine, ch = stage(n[:3], ch)
         shifted = data_reg(signed(pw + 1))
-        m.d.sync += shifted.eq(rounded >> n)
+        m.d.sync += shifted.eq(coarse >> n_fine)
         (ch,) = stage(ch)
         # saturation from the high bits (zero tests, no wide compare), then a narrow clamp
         ob = self.out_bits
