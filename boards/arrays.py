@@ -66,11 +66,12 @@ PLANS = {
     # 46 % (52 rows, 1104 MACs/cycle) filled 65 % of the device and router2 routed it at two seeds of
     # four, after up to 190 iterations. 31 % of the flip-flops, which only the Booth lanes reach first.
     # Memories hold any ResNet-20 layer.
-    # One copy of the activation registers per 4 LUT rows: one copy for 41 rows was the critical net;
+    # One copy of the activation registers per 2 LUT rows (32 lanes): one copy for 41 rows was the
+    # critical net, and a copy per 4 rows left the copy -> SP2 term register route at 8 ns of 10.2;
     # a second read register: one route from a code block RAM to its far lanes took 19 ns.
     # Rows accumulate at 18 of the 24 bits (22 for FIXED8; narrow_acc), as on the UP5K.
     "ulx3s-85f": BoardPlan("ecp5", t_k=16, dsps=156, lane_luts=30100, lane_ffs=26000, fixed4_dsp_rows=16, fixed8_dsp_rows=1,
-                           shared_requant=False, max_k=576, max_rows=64, act_fanout=4,
+                           shared_requant=False, max_k=576, max_rows=64, act_fanout=2,
                            row_addr=True, read_stages=2, write_stages=True, shift_drain=True, narrow_acc=True),
 }
 
