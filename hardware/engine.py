@@ -66,7 +66,8 @@ def pipeline_latency(cfg: ArrayConfig) -> int:
     return 1 + len(read_fanouts(cfg)) + cfg.read_stages + shared_stages(cfg) + shared_levels(cfg) + 1
 
 
-def replicated(m: Module, v: Value, n: int, fanouts: tuple[int, ...], name: str) -> list[Signal]:
+def replicated(m: Module, v: Value, n: int, fanouts: tuple[int, ...], name: str,
+               reset_less: bool = True) -> list[Signal]:
     """`v` in `n` places through one register stage per entry of `fanouts`: stage i holds a copy per
     `fanouts[i]` places (one copy if 0), fed by the stage before, so a broadcast across the die is a
     tree of short hops. The copies are kept apart in synthesis (REPLICA)."""
@@ -76,7 +77,7 @@ def replicated(m: Module, v: Value, n: int, fanouts: tuple[int, ...], name: str)
         for r in range(n):
             c = r // per_copy if per_copy else 0
             if c not in copies:
-                copies[c] = Signal.like(v, name=f"{REPLICA}_{name}_s{i}_{c}", reset_less=True)
+                copies[c] = Signal.like(v, name=f"{REPLICA}_{name}_s{i}_{c}", reset_less=reset_less)
                 m.d.sync += copies[c].eq(out[r])
             out[r] = copies[c]
     return out
@@ -288,14 +289,21 @@ class LayerEngine(wiring.Component):
                 # unroutable.) Writes land two cycles late, before any read can follow: the last
                 # word registers `configured`, a vector loads, `start` registers, the issuer sets the
                 # read address, and the memory samples it a cycle later at the earliest.
-                # The address and the enable take as long, so the three arrive together.
+                # The address and the enable take as long, so the three arrive together: the enable's
+                # first stage is the same tree's (the write flag and the lane, whose compare with each
+                # row is the second): a row's enable straight from the stream register's `full` was an
+                # 11 ns route on the ECP5 array with a copy per 2 rows.
                 tree = (WRITE_TREE * cfg.act_fanout, cfg.act_fanout)
-                w_addr = replicated(m, c_addr, len(code_w[g]), tree, f"cwa_{g}")
-                w_data = replicated(m, slice_, len(code_w[g]), tree, f"cwd_{g}")
+                rows_g = len(code_w[g])
+                w_addr = replicated(m, c_addr, rows_g, tree, f"cwa_{g}")
+                w_data = replicated(m, slice_, rows_g, tree, f"cwd_{g}")
+                w_go = replicated(m, accept & x_codes[g], rows_g, tree[:1], f"cwg_{g}", reset_less=False)
+                w_lane = replicated(m, c_lane, rows_g, tree[:1], f"cwl_{g}")
             for r, port in enumerate(code_w[g]):
                 addr, data, en = c_addr, slice_, accept & x_codes[g] & (c_lane == r)
                 if cfg.write_stages:
-                    addr, data, en = w_addr[r], w_data[r], delayed(m, en, 2, f"cw_en_{g}_{r}", data=False)
+                    addr, data, en = w_addr[r], w_data[r], Signal(name=f"cw_en_{g}_{r}")
+                    m.d.sync += en.eq(w_go[r] & (w_lane[r] == r))
                 m.d.comb += [port.addr.eq(addr), port.data.eq(data), port.en.eq(en)]
         # Header words 0-5 are decoded a cycle after they are taken, from a register (`h_word`): the
         # magic compare and the derived counts (S - 1, R == 1, ...) straight from the configuration

@@ -146,11 +146,9 @@ def test_staged_writes_land_before_the_first_read(monkeypatch, later):
     first issue: the activations follow the configuration at once. Writes 4 cycles later still
     (address, data and enable alike) miss that read, and the bit-exact check has to see it; 3 later
     still make it, so the stages leave that margin."""
-    delayed, replicated = engine.delayed, engine.replicated
-    monkeypatch.setattr(engine, "delayed", lambda m, v, n, name, data=True:
-                        delayed(m, v, n + later if name.startswith("cw_en") else n, name, data))
-    monkeypatch.setattr(engine, "replicated", lambda m, v, n, fanouts, name: replicated(
-        m, v, n, fanouts + (1,) * later if name.startswith(("cwa", "cwd")) else fanouts, name))
+    replicated = engine.replicated
+    monkeypatch.setattr(engine, "replicated", lambda m, v, n, fanouts, name, reset_less=True: replicated(
+        m, v, n, fanouts + (1,) * later if name.startswith(("cwa", "cwd", "cwg", "cwl")) else fanouts, name, reset_less))
     cfg = config(read_stages=2, row_addr=True, write_stages=True, act_fanout=2, shift_drain=True)
     rng = np.random.default_rng(3)
     layer, src = make_layer(rng, op="linear", c=2, r=3, in_bits=8, out_bits=8, out_signed=True)
