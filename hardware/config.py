@@ -22,7 +22,10 @@ TARGETS = ("generic", "ice40", "ecp5", "xc7")
 KINDS = {"SP2": ("sp2",), "FIXED4": ("dsp", "booth", "mul"), "FIXED8": ("dsp", "mul")}
 CODE_BITS = {"SP2": 4, "FIXED4": 4, "FIXED8": 8}
 LANE_WIDTH = {8: 8, 4: 5}  # activation bits -> signed lane operand width (unsigned 8-bit layers use an offset)
-MIN_DRAIN_FANOUT = 4  # rows per registered pick of a muxing drain, at least (ArrayConfig.drain_fanout)
+# Rows per copy of a control broadcast that one register feeds in one hop (a muxing drain's picks,
+# the first stage of the code read addresses), at least, whatever `act_fanout`: at a copy per 2
+# rows, the hop to 21 copies across the ECP5 die was the array's critical path.
+MIN_COPY_ROWS = 4
 # The largest weight magnitude any code of a group's container can hold (a negated row included).
 WEIGHT_MAX = {"SP2": int(abs(SP2_VALUES).max()), "FIXED4": 1 << (CONTAINER_BITS["FIXED4"] - 1),
               "FIXED8": 1 << (CONTAINER_BITS["FIXED8"] - 1)}
@@ -141,11 +144,11 @@ class ArrayConfig:
         every row pulled all 41-52 rows' hold registers (984-1248 wires) into one spot beside the
         requant unit: on the ECP5, router2's overuse there fell to about 1800 (LUT-multiplier
         baseline) and 3600 (mixed array) wires and then rose, so the LUT-lane arrays did not route.
-        A pick serves at least MIN_DRAIN_FANOUT rows: with a copy per 2 rows, the second level's 21
+        A pick serves at least MIN_COPY_ROWS rows: with a copy per 2 rows, the second level's 21
         picks made the path from the pick select to the requant unit the ECP5 array's critical path.
         """
         rows = self.groups[group].rows
-        f = max(self.act_fanout, MIN_DRAIN_FANOUT) if self.act_fanout >= 2 else 0
+        f = max(self.act_fanout, MIN_COPY_ROWS) if self.act_fanout >= 2 else 0
         return f if f and rows > f and not self.drain_shifts(group) else 0
 
     def row_acc_bits(self, group: str) -> int:
