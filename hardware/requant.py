@@ -6,8 +6,8 @@ which keeps the unit off a full iCE40 array's critical paths): inputs; acc + bia
 (`acc_lo * M0` unsigned, `acc_hi * M0` signed, on DSPs); their sum, the exact 48-bit product;
 plus the rounding constant, in two halves (low half and its carry, then the high half); the
 arithmetic shift (floor), in two steps (by n's multiple of 8, then by the rest); saturation flags
-from the high bits and the compares of the low out_bits with lo and hi, side by side; the clamp's choice from those flags;
-the clamp, a mux (lo = 0 makes the fused ReLU).
+from the high bits and the compares of the low out_bits with lo and hi, side by side; the
+clamp's choice from those flags; the clamp, a mux (lo = 0 makes the fused ReLU).
 Channel and valid flags travel alongside. Only the valid flags take a reset: every other register
 is `reset_less`, because a board's engine reset is one net to every reset flip-flop, and the
 ULX3S array's three units put 1791 data bits on it (its critical net then). An M0 of 0 (a flushed
