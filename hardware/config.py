@@ -136,6 +136,12 @@ class ArrayConfig:
         g = self.groups[group]
         return self.shift_drain and g.rows > 0 and g.dsp_rows == g.rows
 
+    @property
+    def copy_rows(self) -> int:
+        """Rows per copy of a control broadcast (a muxing drain's picks, the first stage of the code
+        read addresses): `act_fanout`, MIN_COPY_ROWS at least (0: one copy, as `act_fanout` 0)."""
+        return max(self.act_fanout, MIN_COPY_ROWS) if self.act_fanout else 0
+
     def drain_fanout(self, group: str) -> int:
         """Rows per registered first level of a muxing drain's hold-register mux (0: one mux of every row).
 
@@ -148,7 +154,7 @@ class ArrayConfig:
         picks made the path from the pick select to the requant unit the ECP5 array's critical path.
         """
         rows = self.groups[group].rows
-        f = max(self.act_fanout, MIN_COPY_ROWS) if self.act_fanout >= 2 else 0
+        f = self.copy_rows if self.act_fanout >= 2 else 0
         return f if f and rows > f and not self.drain_shifts(group) else 0
 
     def row_acc_bits(self, group: str) -> int:

@@ -29,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..formats import GROUPS
 from . import requant as rq
-from .config import CODE_BITS, MIN_COPY_ROWS, ArrayConfig
+from .config import CODE_BITS, ArrayConfig
 from .datapath import REPLICA, GroupDatapath, delayed, group_stages, group_tree_levels
 from .memories import block_ram, registered_read
 
@@ -54,9 +54,9 @@ def words_per_slice(cfg: ArrayConfig, group: str) -> int:
 
 def read_fanouts(cfg: ArrayConfig) -> tuple[int, ...]:
     """With `row_addr`, the code read address reaches each row's memory through one register stage
-    per entry (`replicated`): a copy per `act_fanout` rows (MIN_COPY_ROWS at least), then one per
-    row. Its length is part of the pipeline latency."""
-    return (max(cfg.act_fanout, MIN_COPY_ROWS), 1) if cfg.row_addr else ()
+    per entry (`replicated`): a copy per `copy_rows` rows, then one per row. Its length is part of
+    the pipeline latency."""
+    return (cfg.copy_rows, 1) if cfg.row_addr else ()
 
 
 def pipeline_latency(cfg: ArrayConfig) -> int:
